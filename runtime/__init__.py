@@ -28,12 +28,12 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vidsort import errors
-    from vidsort.classifier import VideoClassifier
-    from vidsort.decode import read_frames
-    from vidsort.modeldir import ModelDir
-    from vidsort.preprocess import VideoPreprocessor
-    from vidsort.sampling import sample_indices
+    from vidsort import errors  # noqa: F401
+    from vidsort.classifier import VideoClassifier  # noqa: F401
+    from vidsort.decode import read_frames  # noqa: F401
+    from vidsort.modeldir import ModelDir  # noqa: F401
+    from vidsort.preprocess import VideoPreprocessor  # noqa: F401
+    from vidsort.sampling import sample_indices  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,8 @@ def write_video(
         if options:
             stream.options = dict(options)
         for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="gray" if grey else "rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array),
+                                               format="gray" if grey else "rgb24")
             frame.pts = i
             for packet in stream.encode(frame):
                 container.mux(packet)

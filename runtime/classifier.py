@@ -1,0 +1,193 @@
+"""`VideoClassifier`: a model directory + ONNX Runtime session that turns videos into labels."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from vidsort.decode import BACKENDS, DecodeLimits
+from vidsort.errors import VidsortError, error_record
+from vidsort.modeldir import ModelDir
+from vidsort.pipeline import PreparedClip, PrepareSpec, iter_prepared, prepare_clip
+from vidsort.postprocess import FUNCTIONS, default_function, top_k_predictions
+from vidsort.preprocess import VideoPreprocessor
+from vidsort.sampling import STRATEGIES
+from vidsort.session import (
+    SessionSettings,
+    create_session,
+    input_dtype,
+    resolve_precision,
+    session_provider,
+)
+
+Video = str | os.PathLike | np.ndarray
+
+
+class VideoClassifier:
+    """Classify videos with an exported model directory, torch-free.
+
+    Args:
+        model_dir: a directory written by ``vidsort export``.
+        provider: auto | cpu | cuda | tensorrt.
+        precision: auto | fp32 | int8 | fp16 (auto: int8 on CPU, fp16 on GPU, when present).
+        backend: decord | pyav (decord falls back to PyAV on files it cannot read).
+        threads: ONNX Runtime intra-op threads (0 = all cores).
+        decode_threads: decoder threads (0 = the decoder's default).
+        strategy, frame_sample_rate, num_clips, seed: frame sampling (defaults from the manifest).
+        limits: resource limits for decoding (`vidsort.decode.DecodeLimits`).
+        resize_to: opt-in decoder-side downscale ``(width, height)``; trades parity for speed.
+        session_settings: full ORT session knobs (overrides ``threads``).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        provider: str = "auto",
+        precision: str = "auto",
+        backend: str = "decord",
+        threads: int = 0,
+        decode_threads: int = 0,
+        strategy: str | None = None,
+        frame_sample_rate: int | None = None,
+        num_clips: int = 1,
+        seed: int | None = None,
+        limits: DecodeLimits | None = None,
+        resize_to: tuple[int, int] | None = None,
+        session_settings: SessionSettings | None = None,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if strategy is not None and strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; "
+                             f"choose one of {', '.join(STRATEGIES)}")
+        started = time.perf_counter()
+        self.model = ModelDir.load(model_dir)
+        self.precision = resolve_precision(precision, provider, self.model.variants)
+        settings = session_settings or SessionSettings(threads=threads)
+        self.session = create_session(self.model.model_file(self.precision), provider, settings)
+        self.provider = session_provider(self.session)
+        self._dtype = input_dtype(self.session)
+        VideoPreprocessor.from_pretrained(self.model.path)  # fail now, naming the file, if bad
+        self.spec = PrepareSpec(
+            preprocessor_config=self.model.preprocessor_config(),
+            clip_len=self.model.clip_len,
+            frame_sample_rate=frame_sample_rate or self.model.frame_sample_rate,
+            strategy=strategy or self.model.strategy,
+            num_clips=num_clips,
+            seed=seed,
+            backend=backend,
+            decode_threads=decode_threads,
+            limits=limits or DecodeLimits(),
+            resize_to=resize_to,
+        )
+        self.function = default_function(self.model.problem_type)
+        self.load_s = time.perf_counter() - started
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in logit order."""
+        return self.model.labels
+
+    def predict_logits(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Run the model on preprocessed input (N, T, 3, H, W); returns logits (N, num_labels)."""
+        feed = {self.model.input_name: np.ascontiguousarray(pixel_values, dtype=self._dtype)}
+        (logits,) = self.session.run([self.model.output_name], feed)
+        return np.asarray(logits, dtype=np.float32)
+
+    def _spec(self, strategy: str | None, num_clips: int | None) -> PrepareSpec:
+        if strategy is None and num_clips is None:
+            return self.spec
+        from dataclasses import replace
+
+        return replace(self.spec, strategy=strategy or self.spec.strategy,
+                       num_clips=num_clips or self.spec.num_clips)
+
+    def __call__(self, video: Video, top_k: int = 5, function: str | None = None,
+                 strategy: str | None = None, num_clips: int | None = None) -> list[dict]:
+        """Classify one video.
+
+        Args:
+            video: a file path, or uint8 frames (T, H, W, 3) RGB.
+            top_k: how many labels to return.
+            function: softmax | sigmoid | none (default: the model's, usually softmax).
+            strategy, num_clips: override the sampling for this call.
+
+        Returns:
+            ``[{"label", "score"}, ...]``, best first. Raises a `VidsortError` on bad input.
+        """
+        prepared = prepare_clip(video, self._spec(strategy, num_clips))
+        logits = self.predict_logits(prepared.pixel_values).mean(axis=0)
+        return top_k_predictions(logits, self.labels, top_k, function or self.function)
+
+    def classify_many(
+        self,
+        videos: Iterable[Video],
+        top_k: int = 5,
+        function: str | None = None,
+        strategy: str | None = None,
+        num_clips: int | None = None,
+        batch_size: int = 1,
+        prefetch: int = 2,
+    ) -> Iterator[dict[str, Any]]:
+        """Classify many videos; decoding runs ahead of inference. Yields in input order.
+
+        Args:
+            videos: paths or frames arrays.
+            top_k, function, strategy, num_clips: as for ``__call__``.
+            batch_size: videos per inference call.
+            prefetch: videos decoded ahead (bounds memory).
+
+        Returns:
+            An iterator of dicts: ``{"video", "predictions", "backend", "frames", "timings", ...}``
+            or ``{"video", "error": {"type", "message"}}`` for a video that failed; a failure
+            costs only that video's result.
+        """
+        function = function or self.function
+        if function not in FUNCTIONS:
+            raise ValueError(f"unknown function {function!r}; choose one of {', '.join(FUNCTIONS)}")
+        spec = self._spec(strategy, num_clips)
+        batch: list[tuple[Any, PreparedClip]] = []
+        for video, prepared in iter_prepared(videos, spec, prefetch=max(prefetch, batch_size)):
+            if isinstance(prepared, VidsortError):
+                # Flush first so results stay in input order.
+                yield from self._run_batch(batch, top_k, function)
+                batch = []
+                yield {"video": _name(video), "error": error_record(prepared)}
+                continue
+            batch.append((video, prepared))
+            if len(batch) >= batch_size:
+                yield from self._run_batch(batch, top_k, function)
+                batch = []
+        yield from self._run_batch(batch, top_k, function)
+
+    def _run_batch(self, batch: list[tuple[Any, PreparedClip]], top_k: int,
+                   function: str) -> Iterator[dict[str, Any]]:
+        if not batch:
+            return
+        started = time.perf_counter()
+        inputs = np.concatenate([p.pixel_values for _, p in batch], axis=0)
+        try:
+            logits = self.predict_logits(inputs)
+        except Exception as exc:  # e.g. out of memory on a big batch: report, do not lose inputs
+            for video, _ in batch:
+                yield {"video": _name(video), "error": error_record(exc)}
+            return
+        per_video = (time.perf_counter() - started) / len(batch)
+        offset = 0
+        for video, prepared in batch:
+            n = prepared.pixel_values.shape[0]
+            mean_logits = logits[offset:offset + n].mean(axis=0)
+            offset += n
+            result = {"video": _name(video),
+                      "predictions": top_k_predictions(mean_logits, self.labels, top_k, function)}
+            result.update(prepared.info)
+            result["timings"] = {**prepared.info.get("timings", {}),
+                                 "inference_s": round(per_video, 4)}
+            yield result
+
+
+def _name(video: Any) -> str:
+    return "<array>" if isinstance(video, np.ndarray) else os.fspath(video)

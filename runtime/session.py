@@ -1,0 +1,134 @@
+"""ONNX Runtime sessions: execution provider and precision choice, thread settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from vidsort.errors import ModelDirError, ProviderUnavailableError
+
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+PRECISIONS = ("auto", "fp32", "int8", "fp16")
+_ORT_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def available_providers() -> list[str]:
+    """Short names of the execution providers this onnxruntime build offers, best first."""
+    have = set(ort.get_available_providers())
+    return [name for name in ("tensorrt", "cuda", "cpu") if _ORT_NAMES[name] in have]
+
+
+def provider_chain(provider: str) -> list[str]:
+    """ORT provider names to request for ``provider`` (auto = TensorRT > CUDA > CPU).
+
+    Raises ProviderUnavailableError when an explicitly requested provider is not in this build.
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    have = available_providers()
+    if provider == "auto":
+        return [_ORT_NAMES[p] for p in have]
+    if provider not in have:
+        hint = " (install onnxruntime-gpu and check CUDA/cuDNN)" if provider != "cpu" else ""
+        raise ProviderUnavailableError(
+            f"execution provider {provider!r} is not available in this onnxruntime build "
+            f"(available: {', '.join(have)}){hint}")
+    # CPU stays last so nodes the GPU providers cannot run still have a home.
+    chain = [_ORT_NAMES[provider]]
+    if provider == "tensorrt" and "cuda" in have:
+        chain.append(_ORT_NAMES["cuda"])
+    if provider != "cpu":
+        chain.append(_ORT_NAMES["cpu"])
+    return chain
+
+
+def resolve_precision(precision: str, provider: str, variants: dict[str, str]) -> str:
+    """Pick the model variant: auto = int8 on CPU if present, fp16 on GPU if present, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    on_gpu = provider in ("cuda", "tensorrt") or (
+        provider == "auto" and any(p in ("cuda", "tensorrt") for p in available_providers()))
+    if on_gpu and "fp16" in variants:
+        return "fp16"
+    if not on_gpu and "int8" in variants:
+        return "int8"
+    return "fp32"
+
+
+@dataclass
+class SessionSettings:
+    """Knobs for `create_session`. ``threads=0`` lets ORT use every physical core."""
+
+    threads: int = 0
+    spinning: bool = True
+    arena: bool = True
+    optimized_model_path: str | None = None
+    device_id: int = 0
+
+
+def create_session(model_path: str | os.PathLike, provider: str = "auto",
+                   settings: SessionSettings | None = None) -> ort.InferenceSession:
+    """Open an ONNX Runtime session for ``model_path``.
+
+    Args:
+        model_path: the .onnx file.
+        provider: auto | cpu | cuda | tensorrt.
+        settings: threads, spinning, memory arena, where to save the optimized graph.
+
+    Returns:
+        The session. Raises ModelDirError for a missing or corrupt model, and
+        ProviderUnavailableError when the requested provider cannot run it.
+    """
+    settings = settings or SessionSettings()
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelDirError(f"{path}: missing")
+    chain = provider_chain(provider)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = settings.arena
+    options.log_severity_level = 3  # errors only: ORT's warnings are not for end users
+    if not settings.spinning:
+        # Spinning threads burn the cores that a concurrent decoder wants.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if settings.optimized_model_path:
+        options.optimized_model_filepath = settings.optimized_model_path
+    provider_options = [{"device_id": settings.device_id} if name != _ORT_NAMES["cpu"] else {}
+                        for name in chain]
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=chain,
+                                       provider_options=provider_options)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if provider in ("cuda", "tensorrt") and ("CUDA" in message or "cuda" in message):
+            raise ProviderUnavailableError(
+                f"{path}: {provider} could not start: {message}") from None
+        raise ModelDirError(f"{path}: ONNX Runtime cannot load it: {message}") from None
+    if provider in ("cuda", "tensorrt") and chain[0] not in session.get_providers():
+        # onnxruntime-gpu lists CUDA even without a GPU, then quietly falls back to CPU.
+        raise ProviderUnavailableError(
+            f"{provider} was requested but ONNX Runtime could not use it (no GPU, driver or "
+            f"CUDA libraries?); the session would have run on {session.get_providers()[0]}")
+    return session
+
+
+def session_provider(session: ort.InferenceSession) -> str:
+    """Short name of the provider that runs most of the session (its first)."""
+    first = session.get_providers()[0]
+    return next((k for k, v in _ORT_NAMES.items() if v == first), first)
+
+
+def input_dtype(session: ort.InferenceSession) -> np.dtype:
+    """NumPy dtype the session's first input wants (fp16 exports may keep fp16 inputs)."""
+    return np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
