@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from conftest import build_videomae_dir
 from videogen import make_clip
-
 from vidsort import VideoClassifier, sample_indices
 from vidsort.errors import UnsupportedInputError, VideoNotFoundError
 
@@ -26,7 +25,6 @@ def parity_dirs(tmp_path_factory):
     pytest.importorskip("optimum.exporters.onnx")
     import torch
     from transformers import VideoMAEForVideoClassification
-
     from vidsort.export import export_model
 
     root = tmp_path_factory.mktemp("parity")
