@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from vidsort.decode import BACKENDS, DecodeLimits
 from vidsort.errors import VidsortError, error_record
+from vidsort.isolation import IsolatedPreparer, IsolationSettings
 from vidsort.modeldir import ModelDir
 from vidsort.pipeline import PreparedClip, PrepareSpec, iter_prepared, prepare_clip
 from vidsort.postprocess import FUNCTIONS, default_function, top_k_predictions
@@ -40,6 +41,10 @@ class VideoClassifier:
         limits: resource limits for decoding (`vidsort.decode.DecodeLimits`).
         resize_to: opt-in decoder-side downscale ``(width, height)``; trades parity for speed.
         session_settings: full ORT session knobs (overrides ``threads``).
+        isolation: how `classify_many` isolates decoding: `IsolationSettings` (default: worker
+            processes with a per-file timeout and memory cap, so a decoder hang or crash costs
+            one file), an `IsolatedPreparer` you keep open (servers), or None (in-process
+            threads). Single calls (``clf(video)``) decode in-process.
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class VideoClassifier:
         limits: DecodeLimits | None = None,
         resize_to: tuple[int, int] | None = None,
         session_settings: SessionSettings | None = None,
+        isolation: IsolationSettings | IsolatedPreparer | None | str = "default",
     ):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -84,7 +90,35 @@ class VideoClassifier:
             resize_to=resize_to,
         )
         self.function = default_function(self.model.problem_type)
+        if isolation == "default":
+            isolation = IsolationSettings()
+        self.isolation = isolation
+        self._preparer: IsolatedPreparer | None = (
+            isolation if isinstance(isolation, IsolatedPreparer) else None)
+        self._owns_preparer = False
         self.load_s = time.perf_counter() - started
+
+    def close(self) -> None:
+        """Stop the decode workers this classifier started (a later batch starts new ones)."""
+        if self._owns_preparer and self._preparer is not None:
+            self._preparer.close()
+            self._preparer = None
+
+    def __enter__(self) -> VideoClassifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _iter_prepared(self, videos: Iterable[Video], spec: PrepareSpec, prefetch: int,
+                       isolate: bool | None):
+        if isolate is False or (isolate is None and self.isolation is None):
+            return iter_prepared(videos, spec, prefetch=prefetch)
+        if self._preparer is None:
+            settings = self.isolation if isinstance(self.isolation, IsolationSettings) else None
+            self._preparer = IsolatedPreparer(settings)
+            self._owns_preparer = True
+        return self._preparer.iter_prepared(videos, spec, prefetch=prefetch)
 
     @property
     def labels(self) -> list[str]:
@@ -131,6 +165,7 @@ class VideoClassifier:
         num_clips: int | None = None,
         batch_size: int = 1,
         prefetch: int = 2,
+        isolate: bool | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Classify many videos; decoding runs ahead of inference. Yields in input order.
 
@@ -139,6 +174,7 @@ class VideoClassifier:
             top_k, function, strategy, num_clips: as for ``__call__``.
             batch_size: videos per inference call.
             prefetch: videos decoded ahead (bounds memory).
+            isolate: decode in worker processes (default: as the classifier's ``isolation``).
 
         Returns:
             An iterator of dicts: ``{"video", "predictions", "backend", "frames", "timings", ...}``
@@ -150,7 +186,8 @@ class VideoClassifier:
             raise ValueError(f"unknown function {function!r}; choose one of {', '.join(FUNCTIONS)}")
         spec = self._spec(strategy, num_clips)
         batch: list[tuple[Any, PreparedClip]] = []
-        for video, prepared in iter_prepared(videos, spec, prefetch=max(prefetch, batch_size)):
+        prepared_iter = self._iter_prepared(videos, spec, max(prefetch, batch_size), isolate)
+        for video, prepared in prepared_iter:
             if isinstance(prepared, VidsortError):
                 # Flush first so results stay in input order.
                 yield from self._run_batch(batch, top_k, function)

@@ -58,6 +58,25 @@ def _add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recursive", "-r", action="store_true",
                    help="expand directories into the videos they contain")
     p.add_argument("--json", action="store_true", help="one JSON line per input, in input order")
+    g = p.add_argument_group("isolation and limits",
+                             "Decoding runs in a worker process by default, so a file that hangs "
+                             "or crashes the decoder costs only its own result.")
+    g.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                   help="decode in worker processes (default: on)")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="per-file decode timeout in seconds (isolated mode; default 60)")
+    g.add_argument("--max-memory-mb", type=int, default=3072, metavar="MB",
+                   help="memory cap per decode worker (0 = none; default 3072)")
+    g.add_argument("--decode-workers", type=int, default=1, metavar="N",
+                   help="decode worker processes (default 1)")
+    g.add_argument("--max-file-mb", type=float, default=4096, metavar="MB",
+                   help="refuse larger files (default 4096)")
+    g.add_argument("--max-pixels", type=int, default=3840 * 2160 * 2, metavar="N",
+                   help="pixels per frame above which frames are downscaled at decode")
+    g.add_argument("--max-duration", type=float, default=6 * 3600, metavar="S",
+                   help="refuse longer videos (seconds; default 21600)")
+    g.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="frames decoded per clip at most (default: no limit)")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -112,25 +131,45 @@ def _print_table(result: dict) -> None:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from vidsort.classifier import VideoClassifier
+    from vidsort.decode import DecodeLimits
     from vidsort.inputs import expand_inputs
+    from vidsort.isolation import IsolatedPreparer, IsolationSettings
 
-    if args.top_k < 1 or args.clips < 1 or args.batch_size < 1:
-        print("vidsort classify: --top-k, --clips and --batch-size must be >= 1", file=sys.stderr)
+    if min(args.top_k, args.clips, args.batch_size, args.decode_workers) < 1 or args.timeout <= 0:
+        print("vidsort classify: --top-k, --clips, --batch-size and --decode-workers must be "
+              ">= 1 and --timeout > 0", file=sys.stderr)
         return EXIT_USAGE
-    clf = VideoClassifier(args.model_dir, provider=args.provider, precision=args.precision,
-                          backend=args.backend, threads=args.threads, strategy=args.strategy,
-                          num_clips=args.clips)
-    failed = 0
-    videos = expand_inputs(args.videos, recursive=args.recursive)
-    for result in clf.classify_many(videos, top_k=args.top_k, function=args.function,
-                                    batch_size=args.batch_size):
-        failed += "error" in result
-        if args.json:
-            result.setdefault("precision", clf.precision)
-            result.setdefault("provider", clf.provider)
-            print(json.dumps(result, ensure_ascii=False), flush=True)
-        else:
-            _print_table(result)
+    limits = DecodeLimits(max_file_bytes=int(args.max_file_mb * 1024**2),
+                          max_pixels=args.max_pixels, max_duration_s=args.max_duration,
+                          max_frames=args.max_frames)
+    preparer = None
+    if args.isolate:
+        settings = IsolationSettings(workers=args.decode_workers, timeout_s=args.timeout,
+                                     memory_mb=args.max_memory_mb or None,
+                                     start_method="fork")
+        # Fork the first worker now, before the model loads: it starts from a small process
+        # with no inference threads, and its start overlaps the model load (+~30 ms a run).
+        preparer = IsolatedPreparer(settings)
+        preparer.start()
+    try:
+        clf = VideoClassifier(args.model_dir, provider=args.provider, precision=args.precision,
+                              backend=args.backend, threads=args.threads,
+                              strategy=args.strategy, num_clips=args.clips, limits=limits,
+                              isolation=preparer)
+        failed = 0
+        videos = expand_inputs(args.videos, recursive=args.recursive)
+        for result in clf.classify_many(videos, top_k=args.top_k, function=args.function,
+                                        batch_size=args.batch_size):
+            failed += "error" in result
+            if args.json:
+                result.setdefault("precision", clf.precision)
+                result.setdefault("provider", clf.provider)
+                print(json.dumps(result, ensure_ascii=False), flush=True)
+            else:
+                _print_table(result)
+    finally:
+        if preparer is not None:
+            preparer.close()
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

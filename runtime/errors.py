@@ -39,6 +39,10 @@ class VideoError(VidsortError):
         where = f"{self.path}: " if self.path is not None else ""
         super().__init__(f"{where}{reason}")
 
+    def __reduce__(self):
+        # Pickle with the constructor's arguments, so errors cross process boundaries intact.
+        return (type(self), (self.path, self.reason))
+
 
 class VideoNotFoundError(VideoError):
     """The path does not exist or is not a regular file."""
