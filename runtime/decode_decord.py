@@ -79,7 +79,12 @@ def read_decord(path: str, sampler: Callable[[int], np.ndarray], num_threads: in
         indices = guard_sampler(sampler)(count)
         if max_frames is not None:
             _check_work(path, reader.get_key_indices(), indices, max_frames)
-        frames = reader.get_batch(indices).asnumpy()
+        # Decode each distinct frame once: short videos repeat indices, and decord's peak memory
+        # grows with the batch (a 3-frame 4K clip sampled to 16 would decode 16 frames).
+        unique, inverse = np.unique(indices, return_inverse=True)
+        frames = reader.get_batch(unique).asnumpy()
+        if len(unique) != len(indices):
+            frames = frames[inverse.reshape(-1)]
     except (VideoError, SamplerFailed):
         raise
     except Exception as exc:  # DECORDError, RuntimeError, AssertionError, IndexError...

@@ -101,3 +101,17 @@ def exported_tiny_dir(tiny_videomae_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-export") / "onnx"
     export_model(tiny_videomae_dir, out, quantize="dynamic", fp16=True, log=None)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_motion_dir(tmp_path_factory) -> Path:
+    """The embedded tiny-motion model exported with dynamic int8 (skips if not shipped)."""
+    pytest.importorskip("optimum.exporters.onnx")
+    from vidsort.export import export_model
+    from vidsort.models import resolve_embedded
+
+    if resolve_embedded("tiny-motion") is None:
+        pytest.skip("embedded tiny-motion model not present")
+    out = tmp_path_factory.mktemp("tiny-motion") / "onnx"
+    export_model("tiny-motion", out, quantize="dynamic", log=None)
+    return out
