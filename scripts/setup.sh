@@ -11,9 +11,15 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+log=.venv/vidsort-install.log
+pip_install() {  # quiet unless it fails: then show pip's whole output
+    python -m pip install -q "$@" >"$log" 2>&1 || { cat "$log"; echo "pip install $* failed" >&2; exit 1; }
+}
+pip_install --upgrade pip
 if [[ "$extras" == *export* ]] && ! python -c "import torch" 2>/dev/null; then
-    python -m pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+    echo "installing torch 2.13.0 (CPU) ..."
+    pip_install torch==2.13.0
 fi
-python -m pip install -q -e ".[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
+echo "installing vidsort[$extras] ..."
+pip_install -e ".[$extras]"
 python -c "import vidsort" # fail loudly if the install did not work
