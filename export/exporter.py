@@ -329,8 +329,8 @@ def _quantize(mode: str, fp32: Path, raw: Path, dst: Path, work: Path, build: Pa
               loaded: LoadedModel, calibration: Sequence | None, frame_sample_rate: int,
               options: dict[str, Any], progress: _Progress) -> tuple[dict[str, Any], list]:
     """Write ``dst``; return the settings and (static only) a few real clips to validate on."""
-    # Dynamic quantization turns fused Attention into QAttention, so it starts from the optimized
-    # graph; QDQ has no rule for fused Attention, so static starts from the plain export.
+    # Dynamic quantization starts from the optimized graph (its MatMuls around the fused
+    # attention); QDQ has no rule for fused attention ops, so static starts from the plain export.
     src = fp32 if mode == "dynamic" else raw
     pre = work / f"{src.stem}.pre.onnx"
     problem = q.preprocess(src, pre)

@@ -1,15 +1,22 @@
 """Smaller variants of the fp32 graph: int8 (ONNX Runtime dynamic or static QDQ) and fp16.
 
-Defaults target an x86 AVX2 CPU without VNNI (ORT's own guidance): weights QInt8 with
+Defaults must be right on an x86 AVX2 CPU without VNNI and fast with VNNI: weights QInt8 with
 ``reduce_range`` (7-bit weights, so u8×s8 products cannot saturate the 16-bit intermediate of
-the non-VNNI kernels), activations QUInt8. Every setting can be overridden by keyword.
+the non-VNNI kernels), activations QUInt8, the K and V operands of attention symmetric 7-bit
+int8 for the same reason. Every setting can be overridden by keyword.
+
+Static int8 is the faster variant (VideoMAE-Base, 2 threads, Zen 4 with VNNI: ~1.4× dynamic int8,
+~2.9× PyTorch fp32 on a quiet machine); benchmarks/results/cpu_speed.md has the measurements
+behind each default.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,28 +25,45 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (
-    CalibrationDataReader,
     CalibrationMethod,
     QuantFormat,
     QuantType,
     quantize_dynamic,
     quantize_static,
 )
+from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 from vidsort.errors import ExportError
-from vidsort.sampling import sample_indices
+from vidsort.export.calibration import (  # noqa: F401  (re-exported for the exporter)
+    VIDEO_SUFFIXES,
+    VideoCalibrationReader,
+    calibrate,
+    expand_videos,
+    runtime_preprocessing,
+)
 
 #: ONNX protobufs cannot exceed 2 GiB; bigger models keep their tensors in a side file
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
-                            ".wmv", ".flv", ".ts", ".3gp", ".ogv", ".gif"})
 
 DYNAMIC_DEFAULTS: dict[str, Any] = {"weight_type": "QInt8", "per_channel": True,
                                     "reduce_range": True}
+ATTENTION_MODES = ("s8", "u8", "fp32")
 STATIC_DEFAULTS: dict[str, Any] = {
     "weight_type": "QInt8", "activation_type": "QUInt8", "per_channel": True,
-    "reduce_range": True, "calibrate_method": "MinMax", "clips_per_video": 2, "max_clips": 32,
+    "reduce_range": True, "calibrate_method": "MinMax", "percentile": 99.999,
+    "clips_per_video": 2, "max_clips": 32,
     # the ops with int8 CPU kernels; QDQ around LayerNorm/Softmax would only add conversions
     "op_types_to_quantize": ["Conv", "MatMul", "Gemm"],
+    # float outputs: DQ → MatMul runs as MatMulIntegerToFloat (requantizing cost ~25 % more)
+    "quantize_outputs": False,
+    # QKᵀ / sqrt(d) → (Q / sqrt(d)) Kᵀ: saves a pass over the (heads, tokens, tokens) scores
+    "fold_attention_scale": True,
+    # the activation × activation MatMuls (QKᵀ, probabilities × V): "s8" quantizes K and V to
+    # symmetric 7-bit int8 (u8×s8 kernels, ~2× the u8×u8 ones), "u8" leaves them uint8, "fp32"
+    # leaves those MatMuls in float
+    "attention": "s8",
+    "nodes_to_exclude": [],
+    # save ORT's fusion of the QDQ graph (keeps the int8 attention operands; faster load)
+    "ort_optimize": True,
 }
 
 
@@ -152,137 +176,127 @@ def quantize_dynamic_int8(src: Path, dst: Path, **options: Any) -> dict[str, Any
                       f"({problems[-1]})")
 
 
-def expand_videos(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the video files (by suffix) found under directories, sorted."""
-    videos: list[Path] = []
-    for item in paths:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise ExportError(f"{path}: no video files in this calibration directory")
-            videos.extend(found)
-        elif path.is_file():
-            videos.append(path)
-        else:
-            raise ExportError(f"{path}: calibration video does not exist")
-    if not videos:
-        raise ExportError("static quantization needs --calibration VIDEO_OR_DIR ...")
-    return videos
-
-
-def runtime_preprocessing():
-    """(read_frames, VideoPreprocessor) from the runtime, or a clear ExportError."""
-    try:
-        from vidsort.decode import read_frames
-        from vidsort.preprocess import VideoPreprocessor
-    except ImportError as exc:
-        raise ExportError(f"static quantization needs the runtime's decoding and preprocessing "
-                          f"(vidsort.decode, vidsort.preprocess), which are unavailable: {exc}"
-                          ) from None
-    return read_frames, VideoPreprocessor
-
-
-class VideoCalibrationReader(CalibrationDataReader):
-    """Calibration inputs: clips from real videos through the runtime's own preprocessing.
-
-    Each video gives ``clips_per_video`` centre-spread clips of ``num_frames`` frames (the same
-    sampler the runtime uses), preprocessed by `vidsort.preprocess.VideoPreprocessor` so the
-    ranges ORT observes are the ranges the deployed model will see.
-    """
-
-    def __init__(self, videos: Sequence[str | os.PathLike], model_dir: str | os.PathLike,
-                 num_frames: int, input_name: str = "pixel_values", frame_sample_rate: int = 4,
-                 clips_per_video: int = 2, max_clips: int = 32,
-                 log: Callable[[str], None] | None = None):
-        read_frames, preprocessor_cls = runtime_preprocessing()
-        self.videos = expand_videos(videos)
-        preprocessor = preprocessor_cls.from_pretrained(model_dir)
-        self.input_name = input_name
-        self.used: list[str] = []
-        self.skipped: dict[str, str] = {}
-        clips: list[np.ndarray] = []
-        for video in self.videos:
-            if len(clips) >= max_clips:
-                break
-
-            def sampler(n: int, k: int = clips_per_video) -> np.ndarray:
-                return sample_indices(n, num_frames, frame_sample_rate, "centre",
-                                      num_clips=k).reshape(-1)
-
-            try:
-                frames = np.asarray(read_frames(video, sampler, backend="decord").frames)
-            except Exception as exc:  # one bad calibration file should not sink the export
-                self.skipped[str(video)] = _first_line(exc)
-                if log:
-                    log(f"calibration: skipping {video}: {self.skipped[str(video)]}")
-                continue
-            for start in range(0, len(frames) - num_frames + 1, num_frames):
-                clips.append(np.asarray(preprocessor(frames[start:start + num_frames]),
-                                        dtype=np.float32))
-            self.used.append(str(video))
-        if not clips:
-            raise ExportError(f"no calibration clip could be decoded from {len(self.videos)} "
-                              f"video(s) (first: {self.videos[0]})")
-        self.clips = clips[:max_clips]
-        self._iter = iter(self.clips)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        clip = next(self._iter, None)
-        return None if clip is None else {self.input_name: clip}
-
-    def rewind(self) -> None:
-        self._iter = iter(self.clips)
-
-    def summary(self) -> dict[str, Any]:
-        """What calibrated the model, for the manifest (file names, not full paths)."""
-        return {"videos": [Path(v).name for v in self.used], "clips": len(self.clips),
-                "skipped": {Path(k).name: v for k, v in self.skipped.items()}}
-
-
 def quantize_static_int8(src: Path, dst: Path, reader: VideoCalibrationReader,
                          **options: Any) -> dict[str, Any]:
-    """Static int8 in QDQ format, calibrated on ``reader``'s clips.
+    """Static int8 (QDQ), calibrated on ``reader``'s clips, then fused by ONNX Runtime.
+
+    Steps: fold the attention scale into the query projection; calibrate clip by clip (memory
+    stays at one clip's activations even for histogram methods); quantize Conv/MatMul/Gemm inputs
+    (outputs stay float, so ORT runs ``DQ → MatMul`` as MatMulIntegerToFloat with no
+    requantization); optionally save ORT's own optimization of the QDQ graph.
 
     Args:
-        src: fp32 ONNX model, unfused (QDQ has no rule for ORT's fused Attention op) and
+        src: fp32 ONNX model, unfused (QDQ has no rule for ORT's fused attention ops) and
             preferably pre-processed.
         dst: output path.
         reader: calibration clips.
-        **options: ``weight_type``, ``activation_type``, ``per_channel``, ``reduce_range``,
-            ``calibrate_method`` (MinMax|Entropy|Percentile|Distribution),
-            ``op_types_to_quantize``; defaults in `STATIC_DEFAULTS`.
+        **options: overrides of `STATIC_DEFAULTS`: ``weight_type``, ``activation_type``,
+            ``per_channel``, ``reduce_range``, ``calibrate_method`` (MinMax|Entropy|Percentile|
+            Distribution), ``percentile``, ``op_types_to_quantize``, ``quantize_outputs``,
+            ``fold_attention_scale``, ``attention`` (s8|u8|fp32, see `STATIC_DEFAULTS`),
+            ``nodes_to_exclude``, ``ort_optimize``.
 
     Returns:
         The settings used (for the manifest).
     """
+    from vidsort.export.optimize import attention_matmuls, save_ort_optimized
+
     settings = {**STATIC_DEFAULTS, **options}
     unknown = set(settings) - set(STATIC_DEFAULTS)
     if unknown:
         raise ExportError(f"{src}: unknown static quantization option(s) {sorted(unknown)}")
-    quantize_static(
-        str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=settings["op_types_to_quantize"],
-        per_channel=bool(settings["per_channel"]), reduce_range=bool(settings["reduce_range"]),
-        activation_type=_enum(QuantType, settings["activation_type"]),
-        weight_type=_enum(QuantType, settings["weight_type"]),
-        calibrate_method=_enum(CalibrationMethod, settings["calibrate_method"]),
-        use_external_data_format=needs_external_data(src),
-        # MatMul weights are (in, out): quantize per output channel. (MinMax keeps only per-clip
-        # min/max, so calibration memory is one clip's activations; histogram methods keep more.)
-        # CalibMaxIntermediateOutputs is avoided on purpose: onnxruntime 1.32 drops the data it
-        # flushes ("No data is collected").
-        extra_options={"QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
-    )
+    if settings["attention"] not in ATTENTION_MODES:
+        raise ExportError(f"unknown attention mode {settings['attention']!r} (choose from "
+                          f"{', '.join(ATTENTION_MODES)})")
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        raise ExportError("static quantization needs an onnxruntime whose quantize_static takes "
+                          f"calibration_cache_path (1.32 does); this is {ort.__version__}")
+    method = _enum(CalibrationMethod, settings["calibrate_method"])
+    op_types = list(settings["op_types_to_quantize"])
+    external = needs_external_data(src)
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=dst.parent) as tmp_dir:
+        tmp = Path(tmp_dir)
+        model_path, folded = src, 0
+        if settings["fold_attention_scale"]:
+            model_path, folded = _folded(src, tmp / "folded.onnx", external)
+        roles = attention_matmuls(onnx.load(str(model_path), load_external_data=False))
+        attention = [n for role in ("scores", "context") for n in roles[role]]
+        cache = tmp / "calibration.json"
+        ranges = calibrate(model_path, reader, method, op_types, tmp, external,
+                           percentile=float(settings["percentile"]))
+        save_tensors_data(ranges, cache)
+        exclude = list(settings["nodes_to_exclude"])
+        extra: dict[str, Any] = {
+            # MatMul weights are (in, out): quantize per output channel.
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}}
+        if not settings["quantize_outputs"]:
+            extra["OpTypesToExcludeOutputQuantization"] = op_types
+        if settings["attention"] == "fp32":
+            exclude += [n.name for n in attention]
+        elif settings["attention"] == "s8":
+            extra["TensorQuantOverrides"] = _seven_bit_operands(attention, ranges)
+        qdq = tmp / dst.name if settings["ort_optimize"] else dst
+        quantize_static(
+            str(model_path), str(qdq), None, quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=op_types, nodes_to_exclude=exclude or None,
+            per_channel=bool(settings["per_channel"]), reduce_range=bool(settings["reduce_range"]),
+            activation_type=_enum(QuantType, settings["activation_type"]),
+            weight_type=_enum(QuantType, settings["weight_type"]), calibrate_method=method,
+            use_external_data_format=external, extra_options=extra,
+            calibration_cache_path=str(cache))
+        ort_optimized = None
+        if settings["ort_optimize"]:
+            # ORT turns int8 activations back into uint8 on load (QDQS8ToU8Transformer), which
+            # would put the attention MatMuls on the u8×u8 kernels (half the speed of u8×s8 with
+            # VNNI): fuse once here with it disabled, so the saved graph keeps them.
+            ort_optimized = save_ort_optimized(qdq, dst, disabled=["QDQS8ToU8Transformer"])
     problem = _session_ok(dst)
     if problem is not None:
         raise ExportError(f"{dst}: ONNX Runtime cannot run the statically quantized model "
                           f"({problem})")
     keep = ("weight_type", "activation_type", "per_channel", "reduce_range", "calibrate_method",
-            "op_types_to_quantize")
-    return {"mode": "static", "format": "QDQ", **{k: settings[k] for k in keep},
-            "calibration": reader.summary()}
+            "op_types_to_quantize", "quantize_outputs", "attention", "nodes_to_exclude")
+    result = {"mode": "static", "format": "QDQ", **{k: settings[k] for k in keep},
+              "attention_scale_folded": folded,
+              "attention_matmuls": {k: len(v) for k, v in roles.items()},
+              "ort_optimized": ort_optimized, "calibration": reader.summary()}
+    if method == CalibrationMethod.Percentile:
+        result["percentile"] = float(settings["percentile"])
+    return result
+
+
+def _folded(src: Path, dst: Path, external: bool) -> tuple[Path, int]:
+    """``src`` with its attention scales folded, saved as ``dst`` (``src`` itself if none)."""
+    from vidsort.export.optimize import fold_attention_scale
+
+    model = onnx.load(str(src))
+    folded = fold_attention_scale(model)
+    if not folded:
+        return src, 0
+    onnx.save(model, str(dst), save_as_external_data=external, all_tensors_to_one_file=True,
+              location=dst.name + "_data" if external else None)
+    return dst, folded
+
+
+def _seven_bit_operands(attention: Sequence[onnx.NodeProto],
+                        ranges: TensorsData) -> dict[str, list[dict[str, Any]]]:
+    """Overrides making the second operand of each attention MatMul symmetric int8 in ±63.
+
+    u8×s8 kernels without VNNI (AVX2 ``vpmaddubsw``) add two u8·s8 products in 16 bits;
+    255·63·2 < 2¹⁵ cannot saturate, 255·127·2 can. 7 bits cost ~nothing in accuracy here.
+    """
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for node in attention:
+        name = node.input[1]
+        if name not in ranges:
+            continue
+        absmax = max(float(np.abs(np.asarray(v, dtype=np.float64)).max())
+                     for v in ranges[name].range_value)
+        bound = np.float32(absmax * 127 / 63)
+        overrides[name] = [{"quant_type": QuantType.QInt8, "symmetric": True,
+                            "rmin": np.array(-bound, dtype=np.float32),
+                            "rmax": np.array(bound, dtype=np.float32)}]
+    return overrides
 
 
 def convert_fp16(src: Path, dst: Path) -> dict[str, Any]:

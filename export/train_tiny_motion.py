@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out, safe_serialization=True)
     image_processor().save_pretrained(args.out)
+    for path in args.out.iterdir():  # safetensors writes 0600; package data must be readable
+        path.chmod(0o644)
     print(f"trained in {seconds:.0f} s; saved to {args.out}", flush=True)
     if args.no_eval:
         return 0

@@ -64,15 +64,28 @@ def resolve_precision(precision: str, provider: str, variants: dict[str, str]) -
     return "fp32"
 
 
+GRAPH_OPTIMIZATION = ("all", "extended", "basic", "disabled")
+
+
 @dataclass
 class SessionSettings:
-    """Knobs for `create_session`. ``threads=0`` lets ORT use every physical core."""
+    """Knobs for `create_session`.
+
+    ``threads=0`` lets ORT use every physical core. ``spinning`` is off by default: spinning
+    worker threads busy-wait between operators, which on a machine with few cores takes CPU time
+    from the decoder thread that `VideoClassifier.classify_many` runs beside inference and from
+    other processes (measured in benchmarks/results/cpu_speed.md). ``graph_optimization`` and
+    ``disabled_optimizers`` select ORT's load-time graph optimizations (``all`` includes the
+    machine-specific layout transforms; names as ORT's transformers are called).
+    """
 
     threads: int = 0
-    spinning: bool = True
+    spinning: bool = False
     arena: bool = True
     optimized_model_path: str | None = None
     device_id: int = 0
+    graph_optimization: str = "all"
+    disabled_optimizers: tuple[str, ...] = ()
 
 
 def create_session(model_path: str | os.PathLike, provider: str = "auto",
@@ -93,22 +106,31 @@ def create_session(model_path: str | os.PathLike, provider: str = "auto",
     if not path.is_file():
         raise ModelDirError(f"{path}: missing")
     chain = provider_chain(provider)
+    if settings.graph_optimization not in GRAPH_OPTIMIZATION:
+        raise ValueError(f"unknown graph_optimization {settings.graph_optimization!r}; choose one "
+                         f"of {', '.join(GRAPH_OPTIMIZATION)}")
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }[settings.graph_optimization]
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = settings.arena
     options.log_severity_level = 3  # errors only: ORT's warnings are not for end users
-    if not settings.spinning:
-        # Spinning threads burn the cores that a concurrent decoder wants.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Spinning threads burn the cores that a concurrent decoder (or another process) wants.
+    options.add_session_config_entry("session.intra_op.allow_spinning",
+                                     "1" if settings.spinning else "0")
     if settings.optimized_model_path:
         options.optimized_model_filepath = settings.optimized_model_path
     provider_options = [{"device_id": settings.device_id} if name != _ORT_NAMES["cpu"] else {}
                         for name in chain]
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chain,
-                                       provider_options=provider_options)
+                                       provider_options=provider_options,
+                                       disabled_optimizers=set(settings.disabled_optimizers))
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if provider in ("cuda", "tensorrt") and ("CUDA" in message or "cuda" in message):
