@@ -15,8 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 CACHE = Path.home() / ".cache" / "vidsort-speed" / "levers"
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
@@ -92,7 +90,7 @@ def build(raw_dir: Path, log=print) -> dict[str, Path]:
     return files
 
 
-def run_levers(args, interleave, ratio, agreement, real_clips) -> dict[str, Any]:
+def run_levers(args, compare, ratio) -> dict[str, Any]:
     """Build the variants, then time them (and PyTorch) side by side and check accuracy."""
     import torch
     from transformers import VideoMAEForVideoClassification
@@ -102,21 +100,7 @@ def run_levers(args, interleave, ratio, agreement, real_clips) -> dict[str, Any]
     torch.set_num_threads(2)
     model = VideoMAEForVideoClassification.from_pretrained(args.hf).eval()
     sessions = {k: create_session(p, "cpu", SessionSettings(threads=2)) for k, p in files.items()}
-    clips = real_clips(args.levers, model.config.num_frames)
-    with torch.inference_mode():
-        ref = np.concatenate([model(pixel_values=torch.from_numpy(c)).logits.numpy()
-                              for c in clips])
-    accuracy = {k: agreement(ref, np.concatenate([s.run(None, {"pixel_values": c})[0]
-                                                  for c in clips])) for k, s in sessions.items()}
-    x = clips[0]
-
-    def torch_run():
-        with torch.inference_mode():
-            model(pixel_values=torch.from_numpy(x))
-
-    fns = {"pytorch eager fp32": torch_run,
-           **{k: (lambda s=s: s.run(None, {"pixel_values": x})) for k, s in sessions.items()}}
-    timing = interleave(fns, args.rounds)
+    accuracy, timing, fns = compare(model, sessions, args.levers, args.rounds)
     result = {"files": {k: str(p) for k, p in files.items()}, "options": STATIC_VARIANTS,
               "accuracy_vs_pytorch": accuracy, "timing": timing,
               "speedup_vs_pytorch": {k: ratio(timing, "pytorch eager fp32", k) for k in fns},

@@ -103,20 +103,15 @@ def real_clips(model_dir: Path, clip_len: int) -> list[np.ndarray]:
 
 # -- sections ----------------------------------------------------------------------------------
 
-def section_model(args, out: dict) -> None:
-    """PyTorch eager fp32 vs ORT fp32 vs ORT int8 (+ extra ONNX files): time and accuracy."""
-    import torch
-    from transformers import VideoMAEForVideoClassification
-    from vidsort.session import SessionSettings, create_session
+def compare_with_pytorch(model, sessions: dict, model_dir: Path, rounds: int):
+    """Accuracy (vs PyTorch logits on real clips) and interleaved timing of PyTorch and sessions.
 
-    torch.set_num_threads(THREADS)
-    model = VideoMAEForVideoClassification.from_pretrained(args.hf).eval()
-    files = {"ort fp32": args.model_dir / "model.onnx",
-             "ort int8": args.model_dir / "model_quantized.onnx",
-             **{k: Path(v) for k, v in args.extra}}
-    settings = SessionSettings(threads=THREADS)
-    sessions = {k: create_session(p, "cpu", settings) for k, p in files.items()}
-    clips = real_clips(args.model_dir, model.config.num_frames)
+    Returns:
+        ``(accuracy, timing, fns)``: agreement per session, `interleave` results, the timed names.
+    """
+    import torch
+
+    clips = real_clips(model_dir, model.config.num_frames)
     with torch.inference_mode():
         ref = np.concatenate([model(pixel_values=torch.from_numpy(c)).logits.numpy()
                               for c in clips])
@@ -130,7 +125,23 @@ def section_model(args, out: dict) -> None:
 
     fns = {"pytorch eager fp32": torch_run,
            **{k: (lambda s=s: s.run(None, {"pixel_values": x})) for k, s in sessions.items()}}
-    timing = interleave(fns, args.rounds)
+    return accuracy, interleave(fns, rounds), fns
+
+
+def section_model(args, out: dict) -> None:
+    """PyTorch eager fp32 vs ORT fp32 vs ORT int8 (+ extra ONNX files): time and accuracy."""
+    import torch
+    from transformers import VideoMAEForVideoClassification
+    from vidsort.session import SessionSettings, create_session
+
+    torch.set_num_threads(THREADS)
+    model = VideoMAEForVideoClassification.from_pretrained(args.hf).eval()
+    files = {"ort fp32": args.model_dir / "model.onnx",
+             "ort int8": args.model_dir / "model_quantized.onnx",
+             **{k: Path(v) for k, v in args.extra}}
+    settings = SessionSettings(threads=THREADS)
+    sessions = {k: create_session(p, "cpu", settings) for k, p in files.items()}
+    accuracy, timing, fns = compare_with_pytorch(model, sessions, args.model_dir, args.rounds)
     out["model"] = {"files": {k: str(p) for k, p in files.items()}, "accuracy_vs_pytorch":
                     accuracy, "timing": timing,
                     "speedup_vs_pytorch": {k: ratio(timing, "pytorch eager fp32", k)
@@ -309,7 +320,7 @@ def main() -> None:
     if args.levers:
         from _speed_levers import run_levers
 
-        out["levers"] = run_levers(args, interleave, ratio, agreement, real_clips)
+        out["levers"] = run_levers(args, compare_with_pytorch, ratio)
     else:
         for name in args.sections.split(","):
             began = time.perf_counter()
