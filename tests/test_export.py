@@ -392,6 +392,6 @@ def test_base_architecture_exports_and_validates(tmp_path):
     assert manifest["input"]["shape"] == ["batch", 16, 3, 224, 224]
     assert manifest["output"]["shape"] == ["batch", 400]
     assert max(manifest["validation"]["fp32"]["max_abs_diff"].values()) <= 1e-4
-    assert manifest["export"]["optimization"]["fused"].get("Attention") == 12
+    assert manifest["export"]["optimization"]["fused"].get("MultiHeadAttention") == 12
     pre = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert pre["crop_size"] == {"height": 224, "width": 224}
