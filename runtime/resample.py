@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# float32 values per chunk converted from uint8 (~4 MB): big enough for efficient products,
-# small enough to stay in cache between conversion and use (measured on 1080p input)
-_CHUNK_VALUES = 1 << 20
+# float32 values per chunk converted from uint8 (~8 MB): big enough for efficient products
+# (fewer, taller matrix products), small enough to stay in cache between conversion and use
+# (measured on 1080p input: 1 MB chunks +5 %, 16 MB chunks +6 % time)
+_CHUNK_VALUES = 1 << 21
 # float32 sums of k taps of values <= 255 are within ~k * 3e-5 of the exact fixed-point sum;
 # final results closer than this (per tap) to a rounding boundary are recomputed exactly
 _TIE_MARGIN_PER_TAP = 6e-5
@@ -289,6 +290,10 @@ def resample_rows(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final: bo
                 np.copyto(buf[:k, :, :n], flat[f0:f0 + k, :, c0:c0 + n])
                 for o0, o1, i0, i1, wts in blocks:
                     np.matmul(wts, buf[:k, i0:i1, :n], out=flat_out[f0:f0 + k, o0:o1, c0:c0 + n])
+                if not final:
+                    _round_half_up(flat_out[f0:f0 + k, :, c0:c0 + n], ax.clips)
+        if not final:
+            return
     _round(out, ax, 1, final, lambda idx, k: src[idx[0], k, idx[1], idx[2]], scratch)
 
 
@@ -328,6 +333,10 @@ def resample_cols(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final: bo
                 dst = flat_out[f0:f0 + k, r0:r0 + n].reshape(k * n, -1)
                 for o0, o1, i0, i1, wts in blocks:
                     np.matmul(chunk[:, i0:i1], wts, out=dst[:, o0:o1])
+                if not final:
+                    _round_half_up(dst, ax.clips)
+        if not final:
+            return
     _round(out, ax, 2, final, lambda idx, k: src[idx[0], idx[1], k, idx[2]], scratch)
 
 
@@ -355,6 +364,16 @@ def _exact_pass(src: np.ndarray, ax: AxisResampler, out: np.ndarray, axis: int,
     np.copyto(out, sums.reshape(out.shape))
 
 
+def _round_half_up(values: np.ndarray, clips: bool) -> None:
+    """A first pass's rounding, in place: half up (as Pillow's ``(s + 2**21) >> 22``), clipped
+    for filters with negative lobes. Run on each chunk while it is still cached: over a whole
+    1080p clip this is two more trips through memory (~10 % of the preprocessing time)."""
+    values += 0.5
+    np.floor(values, out=values)
+    if clips:
+        np.clip(values, 0, 255, out=values)
+
+
 def _round(values: np.ndarray, ax: AxisResampler, axis: int, final: bool, taps, scratch) -> None:
     """Round a pass's float32 sums in place to Pillow's uint8 results.
 
@@ -363,12 +382,10 @@ def _round(values: np.ndarray, ax: AxisResampler, axis: int, final: bool, taps, 
     are recomputed exactly from their input taps (``taps(other_idx, k)``, see `exact_round`).
     """
     flat = values.reshape(-1)
-    flat += 0.5
     if not final:
-        np.floor(flat, out=flat)
-        if ax.clips:
-            np.clip(flat, 0, 255, out=flat)
+        _round_half_up(flat, ax.clips)
         return
+    flat += 0.5
     ntaps = ax.fixed.shape[1]
     margin = _TIE_MARGIN_PER_TAP * (ntaps + 2)
     floor = scratch("round", (flat.size,))

@@ -194,6 +194,82 @@ def test_seeking_decodes_only_from_the_keyframe_before(tmp_path):
             read_frames(single_gop, lambda n: np.array([n - 1]), backend=backend, limits=limits)
 
 
+# sc_threshold 0: no scene-cut IDRs (index_frames changes a lot between frames)
+AVI_H264 = [
+    ("bframes.avi", {"g": "48", "bf": "3", "sc_threshold": "0"}),
+    ("pyramid_gops.avi", {"g": "12", "bf": "3", "x264-params": "b-pyramid=normal",
+                          "sc_threshold": "0"}),
+    ("slices.avi", {"bf": "2", "x264-params": "slices=3", "sc_threshold": "0"}),
+    ("no_b.avi", {"bf": "0", "g": "20", "sc_threshold": "0"}),  # x264 then uses POC type 2
+    # one IDR for 150 frames: the 6-bit POC LSB x264 writes wraps around several times
+    ("one_gop.avi", {"g": "300", "bf": "2", "sc_threshold": "0"}),
+]
+
+
+@pytest.mark.parametrize("name,options", AVI_H264, ids=[a[0] for a in AVI_H264])
+def test_h264_picture_order_matches_the_decoder(tmp_path, name, options):
+    """The presentation order read from slice headers is the order the decoder outputs."""
+    import av
+    from vidsort.h264_order import PocReader
+
+    path = write_video(tmp_path / name, index_frames(150, 64, 48), codec="libx264",
+                       options=options)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        reader = PocReader(stream.codec_context.extradata)
+        pts = []
+        for packet in container.demux(stream):
+            if packet.size:
+                reader.add(bytes(packet))
+                pts.append(packet.pts)
+    ranks = reader.ranks()
+    assert ranks is not None, reader.failed
+    with av.open(str(path)) as container:
+        out = [frame.pts for frame in container.decode(video=0)]
+    rank_of = dict(zip(pts, ranks, strict=True))
+    assert [rank_of[p] for p in out] == list(range(150))
+    # and the reader finds frames by it, skipping unwanted non-reference pictures
+    clip = read_frames(path, centre, backend="pyav")
+    assert ids(clip.frames) == clip.indices.tolist()
+    if options.get("bf") != "0":
+        assert clip.frames_decoded < clip.indices.max() + 1
+
+
+def test_misread_picture_order_falls_back_to_counting(tmp_path, monkeypatch):
+    from vidsort.h264_order import PocReader
+
+    path = write_video(tmp_path / "b.avi", index_frames(120, 64, 48), codec="libx264",
+                       options={"g": "48", "bf": "3"})
+    true_ranks = PocReader.ranks
+
+    def swapped(self):  # two frames' places exchanged, as a misparsed header would
+        ranks = true_ranks(self)
+        ranks[50], ranks[60] = ranks[60], ranks[50]
+        return ranks
+
+    monkeypatch.setattr(PocReader, "ranks", swapped)
+    for wanted in (np.arange(120), centre(120)):
+        clip = read_frames(path, lambda n, w=wanted: w, backend="pyav")
+        assert ids(clip.frames) == wanted.tolist()
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("h264_bframes.mp4", {"codec": "libx264", "options": {"g": "48", "bf": "3"}}),
+    ("hevc_bframes.mkv", {"codec": "libx265",
+                          "options": {"x265-params": "log-level=error:keyint=48:bframes=3"}}),
+])
+def test_pyav_skips_unwanted_non_reference_frames(tmp_path, name, kwargs):
+    """A centre window wants one frame in four: non-reference B-frames between them are not
+    decoded at all, and the frames returned are still exactly the ones asked for."""
+    path = write_video(tmp_path / name, index_frames(120, 64, 48), **kwargs)
+    clip = read_frames(path, centre, backend="pyav")
+    assert ids(clip.frames) == clip.indices.tolist()
+    span = clip.indices.max() + 1  # from the first keyframe (index 0) to the window's end
+    assert clip.frames_decoded is not None and clip.frames_decoded < 0.8 * span
+    everything = read_frames(path, lambda n: np.arange(n), backend="pyav")
+    np.testing.assert_array_equal(clip.frames, everything.frames[clip.indices])
+
+
 # -- both backends agree -----------------------------------------------------------------------
 
 def test_backends_give_the_same_pixels(tmp_path):
