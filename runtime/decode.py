@@ -132,6 +132,7 @@ def read_frames(
     num_threads: int = 0,
     limits: DecodeLimits | None = None,
     resize_to: tuple[int, int] | None = None,
+    copy: bool = True,
 ) -> DecodedClip:
     """Decode the frames ``sampler`` picks from a video file.
 
@@ -145,6 +146,8 @@ def read_frames(
         limits: resource limits (defaults: `DecodeLimits()`).
         resize_to: optional ``(width, height)`` to scale frames to while decoding (display
             orientation). Aspect ratio is the caller's business.
+        copy: False allows ``frames`` to be a read-only view of the decoder's buffer, which
+            saves copying every frame (decord); True always gives an array of one's own.
 
     Returns:
         A `DecodedClip`. Raises `VideoNotFoundError`, `UnsupportedInputError`,
@@ -170,7 +173,7 @@ def read_frames(
             container.close()
             container = None
             try:
-                result = read_decord(path, sampler, num_threads, size, limits.max_frames)
+                result = read_decord(path, sampler, num_threads, size, limits.max_frames, copy)
             except SamplerFailed as exc:
                 raise exc.__cause__ from None  # the caller's own mistake, unchanged
             if isinstance(result, str):

@@ -55,8 +55,8 @@ def decord_unsuitable(info: VideoInfo, downscaled: str | None) -> str | None:
 
 
 def read_decord(path: str, sampler: Callable[[int], np.ndarray], num_threads: int,
-                size: tuple[int, int] | None,
-                max_frames: int | None) -> tuple[np.ndarray, np.ndarray, int] | str:
+                size: tuple[int, int] | None, max_frames: int | None,
+                copy: bool = True) -> tuple[np.ndarray, np.ndarray, int] | str:
     """Decode the sampled frames with decord's ``get_batch``.
 
     Args:
@@ -65,6 +65,8 @@ def read_decord(path: str, sampler: Callable[[int], np.ndarray], num_threads: in
         num_threads: decoder threads (0 = decord's choice).
         size: ``(width, height)`` to scale to, or None.
         max_frames: most frames the read may decode (estimated from decord's keyframe index).
+        copy: False returns a read-only view of decord's buffer (no copy: ~30 ms for 16
+            full-HD frames).
 
     Returns:
         ``(frames, indices, num_frames)``, or a one-line reason to fall back to PyAV. The
@@ -82,7 +84,8 @@ def read_decord(path: str, sampler: Callable[[int], np.ndarray], num_threads: in
         # Decode each distinct frame once: short videos repeat indices, and decord's peak memory
         # grows with the batch (a 3-frame 4K clip sampled to 16 would decode 16 frames).
         unique, inverse = np.unique(indices, return_inverse=True)
-        frames = reader.get_batch(unique).asnumpy()
+        batch = reader.get_batch(unique)
+        frames = batch.asnumpy() if copy else _view(batch)
         if len(unique) != len(indices):
             frames = frames[inverse.reshape(-1)]
     except (VideoError, SamplerFailed):
@@ -107,6 +110,28 @@ def _check_work(path: str, keys: list[int], indices: np.ndarray, max_frames: int
     if total > max_frames:
         raise ResourceLimitError(path, f"reading these frames needs {total} decoded frames, "
                                        f"over max_frames={max_frames}")
+
+
+class _DLPackExporter:
+    """Hands decord's DLPack capsule to `numpy.from_dlpack` (decord's NDArray predates the
+    ``__dlpack__`` protocol)."""
+
+    def __init__(self, capsule: object):
+        self._capsule = capsule
+
+    def __dlpack__(self, stream: object = None, **_: object) -> object:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+def _view(batch) -> np.ndarray:
+    """A read-only NumPy view of a decord NDArray (it keeps the buffer alive)."""
+    try:
+        return np.from_dlpack(_DLPackExporter(batch.to_dlpack()))
+    except (TypeError, ValueError, BufferError, RuntimeError):
+        return batch.asnumpy()
 
 
 def _import_decord():

@@ -84,7 +84,7 @@ def prepare_clip(video: str | os.PathLike | np.ndarray, spec: PrepareSpec) -> Pr
     else:
         clip = read_frames(video, spec.sampler, backend=spec.backend,
                            num_threads=spec.decode_threads, limits=spec.limits,
-                           resize_to=spec.resize_to)
+                           resize_to=spec.resize_to, copy=False)  # only read, then dropped
         frames, indices = clip.frames, clip.indices
         info = {"backend": clip.backend, "num_video_frames": int(clip.num_video_frames),
                 "width": int(clip.width), "height": int(clip.height)}

@@ -270,6 +270,14 @@ def test_pyav_skips_unwanted_non_reference_frames(tmp_path, name, kwargs):
     np.testing.assert_array_equal(clip.frames, everything.frames[clip.indices])
 
 
+def test_decord_frames_without_a_copy(matrix_dir):
+    own = read_frames(matrix_dir / "h264.mp4", centre)
+    view = read_frames(matrix_dir / "h264.mp4", centre, copy=False)
+    assert own.backend == view.backend == "decord"
+    np.testing.assert_array_equal(own.frames, view.frames)
+    assert own.frames.flags.writeable and not view.frames.flags.writeable
+
+
 # -- both backends agree -----------------------------------------------------------------------
 
 def test_backends_give_the_same_pixels(tmp_path):
