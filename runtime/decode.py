@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from vidsort.decode_decord import decord_unsuitable, read_decord
+from vidsort.decode_decord import decord_unsuitable, pyav_reads_faster, read_decord
 from vidsort.decode_pyav import PyAVReader, SamplerFailed, guard_sampler, video_stream
 from vidsort.errors import (
     NoVideoStreamError,
@@ -168,7 +168,7 @@ def read_frames(
 
     fallback = None
     if backend == "decord":
-        fallback = decord_unsuitable(info, downscaled)
+        fallback = decord_unsuitable(info, downscaled) or pyav_reads_faster(info)
         if fallback is None:
             container.close()
             container = None

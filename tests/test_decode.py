@@ -270,6 +270,23 @@ def test_pyav_skips_unwanted_non_reference_frames(tmp_path, name, kwargs):
     np.testing.assert_array_equal(clip.frames, everything.frames[clip.indices])
 
 
+def test_large_b_frame_streams_are_read_by_pyav_with_decords_pixels(tmp_path):
+    """From 720p up, a B-frame stream goes to PyAV (it skips the unwanted B-frames; decord
+    would decode them all): the reason is reported and the pixels are decord's."""
+    from vidsort.decode_decord import read_decord
+
+    path = write_video(tmp_path / "hd.mp4", pattern_frames(40, 1280, 720),
+                       options={"g": "20", "bf": "2", "preset": "ultrafast", "tune": "fastdecode"})
+    clip = read_frames(path, centre)
+    assert clip.backend == "pyav" and "faster" in clip.fallback
+    frames, indices, _ = read_decord(str(path), centre, 0, None, None)
+    np.testing.assert_array_equal(indices, clip.indices)
+    np.testing.assert_array_equal(frames, clip.frames)
+    small = write_video(tmp_path / "sd.mp4", pattern_frames(40, 320, 240),
+                        options={"g": "20", "bf": "2"})
+    assert read_frames(small, centre).backend == "decord"
+
+
 def test_decord_frames_without_a_copy(matrix_dir):
     own = read_frames(matrix_dir / "h264.mp4", centre)
     view = read_frames(matrix_dir / "h264.mp4", centre, copy=False)
