@@ -256,8 +256,13 @@ def section_decode(args, out: dict) -> None:
                  "exact, 1 decoder thread": replace(clf.spec, decode_threads=1),
                  "exact, pyav": replace(clf.spec, backend="pyav"),
                  "resize_to (short side 224)": replace(clf.spec, resize_to=resize_target(video))}
-        timing = interleave({k: (lambda s=s, v=video: prepare_clip(v, s))
-                             for k, s in specs.items()}, args.rounds)
+        fns = {k: (lambda s=s, v=video: prepare_clip(v, s)) for k, s in specs.items()}
+        # the levers switched off again, to measure what each one gives
+        fns["before: no PyAV frame skipping"] = lambda v=video: _without_skipping(
+            lambda: prepare_clip(v, clf.spec))
+        fns["before: decord wherever it reads right"] = lambda v=video: _decord_where_right(
+            lambda: prepare_clip(v, clf.spec))
+        timing = interleave(fns, args.rounds)
         ref = prepare_clip(video, clf.spec)
         effect = {}
         ref_logits = clf.predict_logits(ref.pixel_values)
@@ -270,6 +275,30 @@ def section_decode(args, out: dict) -> None:
         result[video.name] = {"timing": timing, "effect": effect}
         print(video.name, {k: v["wall_median_s"] for k, v in timing.items() if k[0] != "_"})
     out["decode"] = result
+
+
+def _without_skipping(fn):
+    """Run ``fn`` with PyAV decoding every frame (no ``skip_frame``), as before issue 6."""
+    from vidsort.decode_pyav import PyAVReader
+
+    skip = PyAVReader._skip
+    PyAVReader._skip = lambda self, packet: False
+    try:
+        return fn()
+    finally:
+        PyAVReader._skip = skip
+
+
+def _decord_where_right(fn):
+    """Run ``fn`` with the decord backend not handing large B-frame streams to PyAV."""
+    import vidsort.decode as decode
+
+    faster = decode.pyav_reads_faster
+    decode.pyav_reads_faster = lambda info: None
+    try:
+        return fn()
+    finally:
+        decode.pyav_reads_faster = faster
 
 
 def section_throughput(args, out: dict) -> None:
