@@ -70,18 +70,18 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.stream
                 keys.append(len(pts_list))
             pts_list.append(packet.pts)
             dts_list.append(packet.dts)
-            if poc is not None:
+            if poc is not None and poc.failed is None:  # no copying once the order is unknown
                 poc.add(bytes(packet))
     except av.FFmpegError:
         pass  # a damaged tail: keep the packets read so far, decoding decides what is real
     if not pts_list:
         raise VideoDecodeError(path, "the video stream holds no frames (no packets)")
     seekable = fmt in SEEKABLE_FORMATS
-    pts_usable = ("avi" not in fmt and None not in pts_list
-                  and len(set(pts_list)) == len(pts_list))
+    unique_pts = None not in pts_list and len(set(pts_list)) == len(pts_list)
+    tail_pts = frozenset(pts_list[-_TAIL_PACKETS:])
     if not keys:
         keys = [0]  # no flags (some raw streams): only the start is a safe place to begin
-    if pts_usable:
+    if unique_pts and "avi" not in fmt:
         order = sorted(pts_list)  # type: ignore[type-var]
         index_of_pts = {p: i for i, p in enumerate(order)}
         key_index = sorted(index_of_pts[pts_list[k]] for k in keys)  # type: ignore[index]
@@ -93,8 +93,12 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.stream
             # indices could belong to frames past a hole: keep only the ones that cannot.
             count = max(1, count - _TAIL_PACKETS)
         return PacketScan(count, "pts", seekable, key_index, key_ts, index_of_pts,
-                          tail_pts=frozenset(pts_list[-_TAIL_PACKETS:]))
-    if None not in pts_list and len(set(pts_list)) == len(pts_list):
+                          tail_pts=tail_pts)
+
+    def seek_ts(k: int) -> int | None:  # AVI indexes dts
+        return dts_list[k] if dts_list[k] is not None else pts_list[k]
+
+    if unique_pts:
         # AVI: packet pts are presentation numbers (MPEG-4 Part 2) or decode numbers (H.264,
         # where a keyframe's decode and presentation positions agree): either way a keyframe's
         # rank among them is its presentation index. Seek by dts, which AVI indexes.
@@ -102,15 +106,14 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.stream
         pairs = sorted((rank[pts_list[k]], k) for k in keys)
     else:
         pairs = [(k, k) for k in keys]  # no usable pts: decode position
-    key_ts = [dts_list[k] if dts_list[k] is not None else pts_list[k] for _, k in pairs]
-    scan = PacketScan(len(pts_list), "order", seekable, [i for i, _ in pairs], key_ts, {})
-    ranks = poc.ranks() if poc is not None and None not in pts_list else None
-    if ranks is None or len(set(pts_list)) != len(pts_list):
+    scan = PacketScan(len(pts_list), "order", seekable, [i for i, _ in pairs],
+                      [seek_ts(k) for _, k in pairs], {})
+    ranks = poc.ranks() if poc is not None and unique_pts else None
+    if ranks is None:
         return scan
     # H.264 in AVI: packet pts are decode numbers, and decoded frames keep their packet's pts;
     # the picture order counts give each its presentation index, so frames are found as in MP4
-    keyed = sorted((ranks[k], dts_list[k] if dts_list[k] is not None else pts_list[k])
-                   for k in keys)
+    keyed = sorted((ranks[k], seek_ts(k)) for k in keys)
     return PacketScan(len(pts_list), "pts", seekable, [i for i, _ in keyed],
                       [ts for _, ts in keyed], dict(zip(pts_list, ranks, strict=True)),
-                      order_scan=scan, tail_pts=frozenset(pts_list[-_TAIL_PACKETS:]))
+                      order_scan=scan, tail_pts=tail_pts)
