@@ -226,6 +226,24 @@ def _row(name: str, f: dict) -> str:
     return f"| {name} | {f['clips']} | " + " | ".join(cells) + " |"
 
 
+def _stages_text(stages: list[dict]) -> str:
+    lines = []
+    for i, st in enumerate(stages, 1):
+        head = f"{i}. `{st['command']}`" if len(stages) > 1 else f"`{st['command']}`"
+        if "steps" in st:
+            head += (f"  \n   {st['steps']} steps of {st['batch']} clips (AdamW, peak learning "
+                     f"rate {st['lr']:g}, cosine schedule), {st['threads']} torch thread(s), "
+                     f"{st['workers']} render process(es): **{st['train_seconds'] / 60:.1f} min**")
+            if st.get("plain_share"):
+                head += (f"; {st['plain_share']:.0%} of the clips a flat-coloured shape over "
+                         "noise (only its outline and notch show a turn)")
+        lines.append(head + ("." if "steps" in st else ""))
+    if len(stages) > 1:
+        lines.append("\nEach stage after the first fine-tunes the previous stage's model "
+                     "(`--init DIR`, where the previous command wrote `--out DIR`).")
+    return "\n".join(lines) + "\n"
+
+
 def write_model_card(model_dir: Path, figures: dict) -> Path:
     """Write README.md (data, command, figures, time) into ``model_dir``."""
     own, ind = figures["own"], figures["independent"]
@@ -251,11 +269,8 @@ Training renders in memory only the frames it samples (runtime sampling: a windo
 random resize-crops, flips/transposes and time reversal (each with the label it implies).
 
 ## Training
-`{figures['command']}`
-
-{figures['steps']} steps of {figures['batch']} clips (AdamW, cosine schedule), seeded and
-reproducible, CPU only ({figures['threads']} torch thread(s), {figures['workers']} render
-process(es)): **{figures['train_seconds'] / 60:.1f} minutes** on a 2-core machine shared with
+{_stages_text(figures["stages"])}
+Seeded and reproducible, CPU only, on a 2-core machine shared with
 other jobs. One tubelet spans all {cfg['num_frames']} frames, so each {cfg['patch_size']} px
 patch token sees its pixels over the whole clip; the patch embedding is kept blind to anything
 that stays still (its weights have zero mean over time), which no class depends on. Both were

@@ -19,6 +19,7 @@ model on H.264 files decoded from disk and the figures go into the model card.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import sys
@@ -31,6 +32,7 @@ from vidsort.sampling import sample_indices
 from vidsort.synthetic import LABELS, OPPOSITE, clip_params, draw_frames
 
 IMAGE_SIZE = 64
+TRAINING_RECORD = "training.json"  # saved with the model: how it was trained, stage by stage
 NUM_FRAMES = 8
 FRAME_SAMPLE_RATE = 4
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -151,11 +153,19 @@ def _flip(clip: np.ndarray, label: str, k: int) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(clip), label
 
 
-def make_sample(sample_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One rendered clip, forwards and backwards: uint8 (2, T, S, S, 3) and label ids (2,)."""
+def make_sample(sample_seed: int, plain_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One rendered clip, forwards and backwards: uint8 (2, T, S, S, 3) and label ids (2,).
+
+    Args:
+        sample_seed: seed of everything in the sample.
+        plain_share: how often the shape is drawn in one flat colour over a noisy background,
+            the hardest case: only its outline and notch move, no texture inside it does.
+    """
     rng = np.random.default_rng(sample_seed)
     label = LABELS[int(rng.choice(len(LABELS), p=_CLASS_SHARE))]
-    params = clip_params(label, int(rng.integers(2**31)))
+    plain = plain_share > 0 and rng.random() < plain_share  # no draw: stage 1 reproduces
+    params = clip_params(label, int(rng.integers(2**31)), style="noisy" if plain else None,
+                         fill="solid" if plain else None)
     if rng.random() < 0.75:
         # Mostly drawn small: the same clip (speeds and sizes are relative) at a fraction of the
         # cost; the rest at full size so the model also sees native noise and edges.
@@ -185,7 +195,7 @@ def _scaled(params: dict, scale: float) -> dict:
     return p
 
 
-def batches(seed: int, steps: int, batch: int, workers: int):
+def batches(seed: int, steps: int, batch: int, workers: int, plain_share: float = 0.0):
     """Yield ``steps`` batches (uint8 clips, label ids), each a function of (seed, step) only."""
     per = batch // 2
     seeds = (int(np.random.SeedSequence([seed, s, i]).generate_state(1)[0])
@@ -193,7 +203,8 @@ def batches(seed: int, steps: int, batch: int, workers: int):
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
         pending_x, pending_y = [], []
-        for x, y in pool.imap(make_sample, seeds, chunksize=4):
+        make = functools.partial(make_sample, plain_share=plain_share)
+        for x, y in pool.imap(make, seeds, chunksize=4):
             pending_x.append(x)
             pending_y.append(y)
             if len(pending_x) == per:
@@ -202,7 +213,7 @@ def batches(seed: int, steps: int, batch: int, workers: int):
 
 
 def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: int,
-          log_every: int = 50):
+          log_every: int = 50, init: Path | None = None, plain_share: float = 0.0):
     """Train a fresh model.
 
     Args:
@@ -213,6 +224,8 @@ def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: i
         workers: render processes.
         threads: torch threads.
         log_every: print the running loss and accuracy every this many steps.
+        init: start from this saved model (a second, fine-tuning stage) instead of fresh weights.
+        plain_share: see `make_sample`.
 
     Returns:
         ``(model, seconds)``: the trained model in eval mode and the wall time taken.
@@ -221,7 +234,12 @@ def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: i
 
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    model = build_model(seed)
+    if init is None:
+        model = build_model(seed)
+    else:
+        from transformers import VideoMAEForVideoClassification
+
+        model = VideoMAEForVideoClassification.from_pretrained(init)
     _static_blind(model)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -239,7 +257,7 @@ def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: i
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     start = time.perf_counter()
     run_loss, run_acc = 0.0, 0.0
-    for step, (x, y) in enumerate(batches(seed, steps, batch, workers)):
+    for step, (x, y) in enumerate(batches(seed, steps, batch, workers, plain_share)):
         logits = model(pixel_values=normalise(x)).logits
         target = torch.from_numpy(y)
         loss = loss_fn(logits, target)
@@ -260,6 +278,16 @@ def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: i
     return model, time.perf_counter() - start
 
 
+def earlier_stages(init: Path | None) -> list[dict]:
+    """The training stages recorded with the model ``init`` starts from (none from scratch)."""
+    if init is None:
+        return []
+    record = Path(init) / TRAINING_RECORD
+    if not record.is_file():
+        return [{"command": f"(unrecorded training of {init})"}]
+    return json.loads(record.read_text())["stages"]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: train, save the model directory, evaluate and write the model card."""
     ap = argparse.ArgumentParser(prog="python -m vidsort.export.train_tiny_motion",
@@ -271,15 +299,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1, help="render processes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--plain-share", type=float, default=0.0,
+                    help="share of clips with a flat-coloured shape over noise (see make_sample)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="fine-tune this saved model instead of training from scratch")
     ap.add_argument("--eval-clips", type=int, default=16,
                     help="held-out clips per class, for each of the two renderers")
     ap.add_argument("--no-eval", action="store_true", help="skip the evaluation and model card")
     args = ap.parse_args(argv)
+    stages = earlier_stages(args.init)  # read first: --out may be --init
     model, seconds = train(args.steps, args.batch, args.lr, args.seed, args.workers,
-                           args.threads)
+                           args.threads, init=args.init, plain_share=args.plain_share)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out, safe_serialization=True)
     image_processor().save_pretrained(args.out)
+    command = "python -m vidsort.export.train_tiny_motion " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    stage = {"command": command, "steps": args.steps, "batch": args.batch, "lr": args.lr,
+             "seed": args.seed, "plain_share": args.plain_share, "threads": args.threads,
+             "workers": args.workers, "train_seconds": round(seconds, 1)}
+    stages = stages + [stage]
+    (args.out / TRAINING_RECORD).write_text(json.dumps({"stages": stages}, indent=1) + "\n")
     for path in args.out.iterdir():  # safetensors writes 0600; package data must be readable
         path.chmod(0o644)
     print(f"trained in {seconds:.0f} s; saved to {args.out}", flush=True)
@@ -287,11 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from vidsort.export.check_tiny_motion import evaluate, write_model_card
 
-    command = "python -m vidsort.export.train_tiny_motion " + " ".join(
-        sys.argv[1:] if argv is None else argv)
     figures = evaluate(args.out, args.eval_clips, seed=args.seed + 1000)
-    figures.update(train_seconds=round(seconds, 1), command=command, steps=args.steps,
-                   batch=args.batch, threads=args.threads, workers=args.workers)
+    figures["stages"] = stages
     print(json.dumps(figures, indent=1))
     write_model_card(args.out, figures)
     return 0

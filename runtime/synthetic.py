@@ -66,7 +66,7 @@ def _pick(rng: np.random.Generator, given, choices):
 
 def clip_params(label: str, seed: int, *, width: int | None = None, height: int | None = None,
                 fps: int | None = None, seconds: float | None = None, style: str | None = None,
-                shape: str | None = None) -> dict:
+                shape: str | None = None, fill: str | None = None) -> dict:
     """Plan one clip: every random choice, drawn from ``seed``.
 
     Args:
@@ -77,6 +77,7 @@ def clip_params(label: str, seed: int, *, width: int | None = None, height: int 
         seconds: duration; None draws 2..4 s (shortened if the motion would not fit on screen).
         style: background kind, one of `BACKGROUNDS`; None draws one.
         shape: shape kind, one of `SHAPES`; None draws one.
+        fill: the shape's fill, one of `FILLS`; None draws one.
 
     Returns:
         A dict: size, fps, num_frames, background and shape plans, and the motion per frame
@@ -88,6 +89,8 @@ def clip_params(label: str, seed: int, *, width: int | None = None, height: int 
         raise ValueError(f"unknown style {style!r}; choose one of {', '.join(BACKGROUNDS)}")
     if shape is not None and shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    if fill is not None and fill not in FILLS:
+        raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
     rng = np.random.default_rng(seed)
     if width is None or height is None:
         w, h = SIZES[int(rng.integers(len(SIZES)))]
@@ -98,7 +101,7 @@ def clip_params(label: str, seed: int, *, width: int | None = None, height: int 
     bg = background_plan(_pick(rng, style, BACKGROUNDS), rng)
     kind = _pick(rng, shape, SHAPES)
     prof = profile(kind, rng)
-    fill = {"kind": _pick(rng, None, FILLS), "colour": colour(rng), "colour2": colour(rng),
+    fill = {"kind": _pick(rng, fill, FILLS), "colour": colour(rng), "colour2": colour(rng),
             "offset": float(rng.uniform(-0.3, 0.3)), "freq": float(rng.uniform(2, 5)),
             "dot": rng.uniform(-0.4, 0.4, 2).astype(np.float32).tolist()}
     c1, c2 = (np.asarray(c, np.float32) for c in bg["colours"])
@@ -218,14 +221,14 @@ def draw_frames(params: dict, indices=None) -> np.ndarray:
 
 def render_clip(label: str, seed: int, *, width: int | None = None, height: int | None = None,
                 fps: int | None = None, seconds: float | None = None, style: str | None = None,
-                shape: str | None = None) -> RenderedClip:
+                shape: str | None = None, fill: str | None = None) -> RenderedClip:
     """Render one clip of ``label`` (arguments as in `clip_params`; None draws from the seed).
 
     Returns:
         A `RenderedClip` with every frame drawn.
     """
     params = clip_params(label, seed, width=width, height=height, fps=fps, seconds=seconds,
-                         style=style, shape=shape)
+                         style=style, shape=shape, fill=fill)
     return RenderedClip(draw_frames(params), label, params["fps"], params)
 
 
@@ -264,7 +267,7 @@ def render_dataset(out_dir, n_per_class: int, seed: int, **kw) -> list[tuple[Pat
         out_dir: folder for the ``.mp4`` files (created).
         n_per_class: clips per label.
         seed: master seed; each clip's seed derives from it, its label and its number.
-        **kw: passed to `render_clip` (width, height, fps, seconds, style, shape).
+        **kw: passed to `render_clip` (width, height, fps, seconds, style, shape, fill).
 
     Returns:
         ``(path, label)`` per clip, label by label.

@@ -36,9 +36,10 @@ def _polygon_profile(points: np.ndarray) -> np.ndarray:
 def profile(kind: str, rng: np.random.Generator) -> np.ndarray:
     """A shape as its radius per direction; irregular or notched so a turn is always visible.
 
-    Repeating features (vertices, arms, lobes, notches) stay at least ~70 degrees apart: a model
+    Repeating features (star arms, lobes, notches) stay at least ~70 degrees apart: a model
     sees every 4th frame, up to 32 degrees of turn, and features closer than twice that would
-    alias, so the shape would seem to turn backwards.
+    alias, so the shape would seem to turn backwards. Polygon vertices can come closer (36
+    degrees with 5 vertices) but each has its own radius, so no vertex looks like its neighbour.
     """
     phi = np.arange(_K) * (2 * np.pi / _K)
     if kind == "polygon":

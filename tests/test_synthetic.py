@@ -94,6 +94,15 @@ def test_shapes_types_and_requested_format():
     assert 2 <= clip.params["num_frames"] <= 60
 
 
+def test_requested_style_shape_and_fill_are_used():
+    for seed in range(5):
+        p = clip_params("rotating clockwise", seed, style="noisy", shape="pacman", fill="solid")
+        assert p["background"]["kind"] == "noisy"
+        assert p["shape"]["kind"] == "pacman" and p["shape"]["fill"]["kind"] == "solid"
+    fills = {clip_params("growing", seed)["shape"]["fill"]["kind"] for seed in range(40)}
+    assert fills == set(S.FILLS)  # and drawn from all of them otherwise
+
+
 def test_drawn_at_random_sizes_fps_and_durations():
     seen = set()
     for seed in range(30):
@@ -199,6 +208,8 @@ def test_bad_arguments_are_refused():
         clip_params("growing", 0, style="plaid")
     with pytest.raises(ValueError, match="unknown shape"):
         clip_params("growing", 0, shape="cube")
+    with pytest.raises(ValueError, match="unknown fill"):
+        clip_params("growing", 0, fill="plaid")
     with pytest.raises(ValueError, match="frame indices"):
         draw_frames(clip_params("growing", 0, **SMALL), [10_000])
 

@@ -6,8 +6,12 @@ preprocessing order end to end (a bug that reorders or drops frames shows up her
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import vidsort.models
 from vidsort import VideoClassifier
 from vidsort.synthetic import LABELS, render_clip, write_clip
 
@@ -72,3 +76,24 @@ def test_int8_agrees_with_fp32(tiny_motion_dir, clf, clips):
     int8 = VideoClassifier(tiny_motion_dir, precision="int8", provider="cpu", isolation=None)
     agree = sum(top1(clf, c.frames) == top1(int8, c.frames) for c in clips)
     assert agree >= len(clips) - 1
+
+
+def test_training_stages_are_recorded_and_chained(tmp_path):
+    """The shipped model says how it was trained; a fine-tuning stage extends that record."""
+    pytest.importorskip("PIL")
+    from vidsort.export.train_tiny_motion import TRAINING_RECORD, earlier_stages, make_sample
+
+    shipped = Path(vidsort.models.__file__).parent / "tiny-motion"
+    stages = earlier_stages(shipped)
+    assert stages and all(s["command"].startswith("python -m vidsort.export.train_tiny_motion")
+                          for s in stages)
+    assert "--init" not in stages[0]["command"] and sum(s["steps"] for s in stages) >= 4000
+    assert earlier_stages(None) == []
+    assert "unrecorded" in earlier_stages(tmp_path)[0]["command"]
+    (tmp_path / TRAINING_RECORD).write_text(json.dumps({"stages": stages[:1]}))
+    assert earlier_stages(tmp_path) == stages[:1]
+    # a sample is a clip and its reversal with opposite labels, whatever the plain share
+    for share in (0.0, 1.0):
+        clips, ids = make_sample(3, plain_share=share)
+        assert clips.shape[:2] == (2, 8) and np.array_equal(clips[1], clips[0][::-1])
+        assert OPPOSITE[LABELS[ids[0]]] == LABELS[ids[1]]
