@@ -95,7 +95,8 @@ def independent_clip(label: str, seed: int) -> np.ndarray:
     return frames
 
 
-def _encode(path: Path, frames: np.ndarray, fps: int) -> Path:
+def encode_h264(path: Path, frames: np.ndarray, fps: int = _FPS) -> Path:
+    """Write uint8 RGB frames (T, H, W, 3) to ``path`` as H.264 (libx264, yuv420p)."""
     import av
 
     with av.open(str(path), mode="w") as out:
@@ -202,7 +203,7 @@ def evaluate(model_dir: Path, clips_per_class: int, seed: int, int8: bool = True
             for j in range(clips_per_class):
                 clip_seed = int(np.random.SeedSequence([seed, 99, li, j]).generate_state(1)[0])
                 path = Path(tmp) / f"indep_{li}_{j}.mp4"
-                items.append((_encode(path, independent_clip(label, clip_seed), _FPS), label))
+                items.append((encode_h264(path, independent_clip(label, clip_seed)), label))
         result["independent"] = _score(classify, items)
         print("independent renderer:", result["independent"], flush=True)
         if int8:
