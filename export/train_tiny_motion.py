@@ -1,6 +1,11 @@
 """Train the embedded ``tiny-motion`` model: a small VideoMAE on rendered motion clips (CPU).
 
     python -m vidsort.export.train_tiny_motion --out runtime/models/tiny-motion
+    python -m vidsort.export.train_tiny_motion --init DIR --out DIR2 --lr 3e-4 --plain-share 0.5
+
+The shipped model is one from-scratch stage and fine-tuning stages (``--init``) that show the
+hardest case more often (``--plain-share``); every stage's command is recorded in the model's
+``training.json`` and model card.
 
 Data: `vidsort.synthetic` clips, rendered in memory, only the frames each step samples. Every
 clip is sampled like the runtime samples a video (a window of ``8 * 4`` frames, see
@@ -214,7 +219,7 @@ def batches(seed: int, steps: int, batch: int, workers: int, plain_share: float 
 
 def train(steps: int, batch: int, lr: float, seed: int, workers: int, threads: int,
           log_every: int = 50, init: Path | None = None, plain_share: float = 0.0):
-    """Train a fresh model.
+    """Train a fresh model, or fine-tune the one in ``init``.
 
     Args:
         steps: optimiser steps.
