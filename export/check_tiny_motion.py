@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from vidsort.sampling import sample_indices
-from vidsort.synthetic import LABELS, OPPOSITE, render_dataset
+from vidsort.synthetic import LABELS, OPPOSITE, render_dataset, write_frames
 
 _W, _H, _FPS, _SECONDS, _SS = 320, 240, 25, 3, 4
 
@@ -93,22 +92,6 @@ def independent_clip(label: str, seed: int) -> np.ndarray:
         alpha = np.asarray(mask.resize((_W, _H), Image.BOX), np.float32)[..., None] / 255
         frames[t] = np.clip(bg * (1 - alpha) + colour * alpha + 0.5, 0, 255)
     return frames
-
-
-def encode_h264(path: Path, frames: np.ndarray, fps: int = _FPS) -> Path:
-    """Write uint8 RGB frames (T, H, W, 3) to ``path`` as H.264 (libx264, yuv420p)."""
-    import av
-
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    return path
 
 
 def decode(path: Path) -> np.ndarray:
@@ -203,7 +186,8 @@ def evaluate(model_dir: Path, clips_per_class: int, seed: int, int8: bool = True
             for j in range(clips_per_class):
                 clip_seed = int(np.random.SeedSequence([seed, 99, li, j]).generate_state(1)[0])
                 path = Path(tmp) / f"indep_{li}_{j}.mp4"
-                items.append((encode_h264(path, independent_clip(label, clip_seed)), label))
+                items.append((write_frames(path, independent_clip(label, clip_seed), _FPS),
+                              label))
         result["independent"] = _score(classify, items)
         print("independent renderer:", result["independent"], flush=True)
         if int8:

@@ -243,16 +243,31 @@ def write_clip(path, clip: RenderedClip, codec: str = "libx264") -> Path:
     Returns:
         The path written.
     """
+    return write_frames(path, clip.frames, clip.fps, codec)
+
+
+def write_frames(path, frames: np.ndarray, fps: int, codec: str = "libx264") -> Path:
+    """Encode uint8 RGB frames (T, H, W, 3) to ``path`` with PyAV, one frame per 1/fps s.
+
+    Args:
+        path: the output file (created with its folder; the container follows the suffix).
+        frames: the frames, RGB.
+        fps: frames per second.
+        codec: an FFmpeg encoder name (pixel format yuv420p).
+
+    Returns:
+        The path written.
+    """
     import av  # only writers need PyAV
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, h, w, _ = clip.frames.shape
+    _, h, w, _ = frames.shape
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=clip.fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.time_base = Fraction(1, clip.fps)
-        for i, array in enumerate(clip.frames):
+        stream.time_base = Fraction(1, fps)
+        for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))

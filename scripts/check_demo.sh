@@ -16,15 +16,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from vidsort.export.check_tiny_motion import encode_h264, independent_clip
-from vidsort.synthetic import LABELS
+from vidsort.export.check_tiny_motion import independent_clip
+from vidsort.synthetic import LABELS, write_frames
 
 out, seed = Path(sys.argv[1]), int(sys.argv[2])
 out.mkdir(parents=True)
 for li, label in enumerate(LABELS):
     for j in range(8):
         clip_seed = int(np.random.SeedSequence([seed, li, j]).generate_state(1)[0])
-        encode_h264(out / f"{label.replace(' ', '_')}__{j}.mp4", independent_clip(label, clip_seed))
+        frames = independent_clip(label, clip_seed)
+        write_frames(out / f"{label.replace(' ', '_')}__{j}.mp4", frames, fps=25)
 PY
 for precision in fp32 int8; do
     # exit status 1 would mean a failed file: the JSON lines say which
