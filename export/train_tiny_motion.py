@@ -39,7 +39,6 @@ from vidsort.synthetic import LABELS, OPPOSITE, clip_params, draw_frames
 IMAGE_SIZE = 64
 TRAINING_RECORD = "training.json"  # saved with the model: how it was trained, stage by stage
 NUM_FRAMES = 8
-FRAME_SAMPLE_RATE = 4
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # One tubelet spans all frames: each 8x8 patch token sees its pixels over the whole clip, so the
