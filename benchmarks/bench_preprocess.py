@@ -10,7 +10,8 @@ a smooth gradient; content does not change the work) and, when present, real fra
 
 Reported per case: wall time (best and median of N calls), CPU time of the process during the
 calls (shows how much of the speed comes from threads), speed-up, and parity (max / mean |delta|
-against transformers). The machine may be shared: compare the two columns of the same run.
+against transformers). The two are timed in alternating rounds (see `timed_pair`) so that a
+machine whose speed drifts slows both alike; "paired" is the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -59,13 +60,53 @@ def real_frames(name: str, num: int = 16) -> np.ndarray | None:
 
 def timed(fn, repeats: int) -> dict:
     """Best / median wall seconds and mean CPU seconds per call, after one warm-up call."""
-    fn()
-    walls, cpus = [], []
+    return _summary(*_calls([fn], repeats)[0])
+
+
+def timed_pair(ours, reference, repeats: int, rounds: int = 3) -> tuple[dict, dict, float]:
+    """Time two functions in alternating rounds, so that a machine whose speed drifts during the
+    run slows both alike. Each round times one function's calls back to back after a discarded
+    warm-up call: call-by-call alternation would measure something else on a VM, whose idle
+    vCPU (ours uses two threads, transformers one) comes back slow after each wait (measured:
+    +50 % after 170 ms of idling).
+
+    Args:
+        ours, reference: the functions.
+        repeats: timed calls per function, split between the rounds.
+        rounds: rounds per function.
+
+    Returns:
+        (ours' timings, reference's timings, median of the per-round ratios of median times).
+    """
+    per_round = max(1, -(-repeats // rounds))
+    times = {id(ours): ([], []), id(reference): ([], [])}
+    ratios = []
+    for _ in range(rounds):
+        medians = []
+        for fn in (ours, reference):
+            (walls, cpus), = _calls([fn], per_round)
+            times[id(fn)][0].extend(walls)
+            times[id(fn)][1].extend(cpus)
+            medians.append(float(np.median(walls)))
+        ratios.append(medians[1] / medians[0])
+    return (_summary(*times[id(ours)]), _summary(*times[id(reference)]),
+            float(np.median(ratios)))
+
+
+def _calls(fns: list, repeats: int) -> list[tuple[list[float], list[float]]]:
+    for fn in fns:
+        fn()  # warm-up: buffers, weights, thread pools, caches
+    times = [([], []) for _ in fns]
     for _ in range(repeats):
-        cpu, wall = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+        for i, fn in enumerate(fns):
+            cpu, wall = time.process_time(), time.perf_counter()
+            fn()
+            times[i][0].append(time.perf_counter() - wall)
+            times[i][1].append(time.process_time() - cpu)
+    return times
+
+
+def _summary(walls: list[float], cpus: list[float]) -> dict:
     return {"best_s": min(walls), "median_s": float(np.median(walls)),
             "cpu_s": float(np.mean(cpus))}
 
@@ -115,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON path (default: benchmarks/results/preprocess.json, "
                              "not written with --quick)")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 10)
+    repeats = args.repeats or (2 if args.quick else 15)
 
     from vidsort.preprocess import VideoPreprocessor
 
@@ -137,20 +178,23 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     header = (f"{'case (16 frames)':<38} {'vidsort ms':>10} {'cpu ms':>7} {'transformers ms':>15} "
-              f"{'cpu ms':>7} {'speed-up':>8} {'cpu x':>6} {'max |d|':>8} {'mean |d|':>9}")
+              f"{'cpu ms':>7} {'speed-up':>8} {'paired':>7} {'cpu x':>6} {'max |d|':>8} "
+              f"{'mean |d|':>9}")
     print(f"threads={ours.num_threads} repeats={repeats}")
     print(header)
     print("-" * len(header))
     for name, frames in cases:
         row = {"case": name, "frames": list(frames.shape)}
         out = ours(frames)
-        row["vidsort"] = timed(lambda f=frames: ours(f), repeats)
-        if reference is not None:
+        if reference is None:
+            row["vidsort"] = timed(lambda f=frames: ours(f), repeats)
+        else:
             expected = reference(list(frames), return_tensors="np")["pixel_values"]
             diff = np.abs(out - expected)
             row["parity"] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
-            row["transformers"] = timed(
-                lambda f=frames: reference(list(f), return_tensors="np"), max(2, repeats // 2))
+            row["vidsort"], row["transformers"], row["speedup_paired"] = timed_pair(
+                lambda f=frames: ours(f),
+                lambda f=frames: reference(list(f), return_tensors="np"), repeats)
             row["speedup_best"] = row["transformers"]["best_s"] / row["vidsort"]["best_s"]
             row["speedup_median"] = row["transformers"]["median_s"] / row["vidsort"]["median_s"]
             # CPU-time ratio: what the speed-up would be without threads (and what a machine
@@ -162,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<38} {row['vidsort']['median_s'] * 1e3:>10.1f} "
               f"{row['vidsort']['cpu_s'] * 1e3:>7.1f} "
               f"{ref.get('median_s', nan) * 1e3:>15.1f} {ref.get('cpu_s', nan) * 1e3:>7.1f} "
-              f"{row.get('speedup_median', nan):>7.1f}x {row.get('speedup_cpu', nan):>5.1f}x "
+              f"{row.get('speedup_median', nan):>7.1f}x {row.get('speedup_paired', nan):>6.1f}x "
+              f"{row.get('speedup_cpu', nan):>5.1f}x "
               f"{row.get('parity', {}).get('max_abs', nan):>8.4f} "
               f"{row.get('parity', {}).get('mean_abs', nan):>9.2e}")
     print("(ms: median wall time per call; cpu ms: process CPU time per call, all threads; "
-          "speed-up: wall; cpu x: CPU-time ratio)")
+          "speed-up: ratio of median wall times; paired: median of per-round ratios; "
+          "cpu x: CPU-time ratio)")
 
     out_path = args.out or (None if args.quick else ROOT / "benchmarks" / "results" /
                             "preprocess.json")

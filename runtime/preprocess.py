@@ -25,13 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from vidsort.errors import ModelDirError
-from vidsort.resample import (
-    NEAREST,
-    RESAMPLE_NAMES,
-    AxisResampler,
-    resample_cols,
-    resample_rows,
-)
+from vidsort.resample import NEAREST, RESAMPLE_NAMES, AxisResampler
+from vidsort.resample_passes import resample_cols, resample_rows
 
 CONFIG_NAME = "preprocessor_config.json"
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)  # transformers' defaults when the config omits them
@@ -325,7 +320,8 @@ class VideoPreprocessor:
     def _run(self, frames: np.ndarray, out: np.ndarray, rows: _Axis, cols: _Axis) -> None:
         """The whole pipeline for some frames, writing their slice of the output."""
         rr, cr = rows.resampler, cols.resampler
-        band = frames[:, rr.lo:rr.hi, cr.lo:cr.hi]  # only the input the kept pixels read
+        band_rows = frames[:, rr.lo:rr.hi]  # only the input the kept pixels read
+        band = band_rows[:, :, cr.lo:cr.hi]
         t = band.shape[0]
         n_rows, n_cols = rr.stop - rr.start, cr.stop - cr.start
         final = self._buffer("final", (t, n_rows, n_cols, 3))
@@ -338,8 +334,10 @@ class VideoPreprocessor:
             resample_rows(picked, rr, final, True, self._buffer)
         elif _selects(rr):
             pixels = final
-            picked = band if rr.identity else band[:, rr.first]
-            resample_cols(picked, cr, final, True, self._buffer)
+            if rr.identity:  # whole rows: the columns pass converts them faster than a band
+                resample_cols(band_rows, cr, final, True, self._buffer, col0=cr.lo)
+            else:
+                resample_cols(band[:, rr.first], cr, final, True, self._buffer)
         elif self._vertical_first(frames.shape[1:3]):
             pixels = final
             inter = self._buffer("inter", (t, n_rows, band.shape[2], 3))
@@ -348,7 +346,7 @@ class VideoPreprocessor:
         else:
             pixels = final
             inter = self._buffer("inter", (t, band.shape[1], n_cols, 3))
-            resample_cols(band, cr, inter, False, self._buffer)
+            resample_cols(band_rows, cr, inter, False, self._buffer, col0=cr.lo)
             resample_rows(inter, rr, final, True, self._buffer)
         target = out[:, :, rows.offset:rows.offset + n_rows, cols.offset:cols.offset + n_cols]
         np.multiply(pixels.transpose(0, 3, 1, 2), self._scale[:, None, None], out=target)

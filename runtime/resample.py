@@ -15,7 +15,7 @@ Why hand-written: the runtime may only depend on numpy, onnxruntime, decord2 and
 of them offers a resize that reproduces Pillow's antialiased, fixed-point, uint8-rounded result
 (decord and PyAV/swscale resize with other kernels, and pulling in Pillow or OpenCV is not
 allowed). The passes are computed as banded matrix products (BLAS), which is also what makes them
-fast: see `AxisResampler`.
+fast: see `AxisResampler`. The passes themselves are in `vidsort.resample_passes`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# float32 values per chunk converted from uint8 (~8 MB): big enough for efficient products
-# (fewer, taller matrix products), small enough to stay in cache between conversion and use
-# (measured on 1080p input: 1 MB chunks +5 %, 16 MB chunks +6 % time)
-_CHUNK_VALUES = 1 << 21
 # float32 sums of k taps of values <= 255 are within ~k * 3e-5 of the exact fixed-point sum;
 # final results closer than this (per tap) to a rounding boundary are recomputed exactly
-_TIE_MARGIN_PER_TAP = 6e-5
+TIE_MARGIN_PER_TAP = 6e-5
 # above this share of unsure values, a final pass runs in float64 instead (see `tie_prone`)
 _TIE_PRONE_RATE = 0.01
 
@@ -123,6 +119,75 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     steps[0] = scale * 0.5
     coords = np.add.accumulate(steps)
     return np.clip(coords.astype(np.int64), 0, in_size - 1)
+
+
+@dataclass(frozen=True)
+class WindowGroup:
+    """Evenly spaced input windows, each feeding one block of outputs (see `WindowPlan`).
+
+    Attributes:
+        out0, out1: the output values (columns of a flattened output row) the group writes.
+        start: where the first window starts, in input values from the axis' first input
+            (may be negative: windows are widened to stay evenly spaced).
+        stride: input values from one window to the next.
+        weights: (windows, taps, outputs per window) float32.
+    """
+
+    out0: int
+    out1: int
+    start: int
+    stride: int
+    weights: np.ndarray
+
+    @property
+    def windows(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def taps(self) -> int:
+        return self.weights.shape[1]
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The resampling of an interleaved axis (e.g. a row of RGB pixels) as a few batched matrix
+    products over overlapping, evenly spaced windows of one input buffer.
+
+    Why: output blocks start at uneven input offsets (the scale is rarely an integer), so one
+    product per block costs a Python call and an OpenBLAS call each (56 per chunk of 1080p rows).
+    Grouping blocks whose starts are nearly evenly spaced lets a strided view present all their
+    windows as one stacked array, so ``np.matmul`` loops over them in C and writes the outputs
+    contiguously; windows are widened by a few taps to absorb the unevenness. Measured on 16
+    1080p frames: 9 % less time for the whole preprocessing.
+
+    Attributes:
+        groups: the window groups, in output order.
+        lead: input values the windows read before the axis' first input (with weight 0).
+        reach: input values the windows read from the axis' first input on (>= the span).
+    """
+
+    groups: tuple[WindowGroup, ...]
+    lead: int
+    reach: int
+
+    def apply(self, buf: np.ndarray, rows: int, origin: int, out: np.ndarray) -> None:
+        """``out[:rows] = `` the resampled ``buf[:rows]``.
+
+        Args:
+            buf: float32 (>= rows, >= origin + reach), C-contiguous. Columns ``origin - lead``
+                to ``origin + reach`` must be finite: the axis' input from ``origin`` on, and
+                anything (zeros, neighbouring pixels) where the weights are 0.
+            rows: how many rows of buf hold input.
+            origin: buffer column of the axis' first input value (>= lead).
+            out: float32 (rows, out values), unit stride along a row.
+        """
+        step = buf.strides[0]
+        for g in self.groups:
+            windows = np.ndarray((g.windows, rows, g.taps), np.float32, buf,
+                                 (origin + g.start) * 4, (g.stride * 4, step, 4))
+            per_window = g.weights.shape[2]
+            target = out[:rows, g.out0:g.out1].reshape(rows, g.windows, per_window)
+            np.matmul(windows, g.weights, out=target.transpose(1, 0, 2))
 
 
 @dataclass
@@ -240,6 +305,68 @@ class AxisResampler:
         self._blocks.append((key, blocks))
         return blocks
 
+    def windows(self, channels: int = 3, block: int = 4, slack: int = 9) -> WindowPlan:
+        """The kept outputs as a `WindowPlan` (cached per arguments).
+
+        Args:
+            channels: values per pixel, interleaved (RGB: 3; weights act on each separately).
+            block: output pixels per window (4: 12 outputs per RGB window, the fastest on 1080p).
+            slack: extra input values a window may read to stay evenly spaced with its group:
+                fewer groups (calls) against more multiply-adds by zero.
+
+        Returns:
+            The plan.
+        """
+        key = ("windows", channels, block, slack)
+        for cached_key, plan in self._blocks:
+            if cached_key == key:
+                return plan
+        dense = self.matrix().astype(np.float32)
+        n_out, c = dense.shape[0], channels
+        blocks = [(o0, min(o0 + block, n_out)) for o0 in range(0, n_out, block)]
+        nonzero = dense != 0
+        bounds = []
+        for o0, o1 in blocks:
+            cols = np.nonzero(nonzero[o0:o1].any(axis=0))[0]
+            i0, i1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
+            bounds.append((i0 * c, i1 * c))
+        starts, ends = np.array(bounds).T
+        widest = int((ends - starts).max())
+        layout = []  # (first block, end block, stride, start of first window, taps)
+        m0 = 0
+        while m0 < len(blocks):
+            best = (m0 + 1, c, int(starts[m0]), int(ends[m0] - starts[m0]))
+            # a partial last block gets its own group (its outputs per window differ)
+            last = len(blocks) - (blocks[-1][1] - blocks[-1][0] < block)
+            for m1 in range(m0 + 2, max(last, m0 + 1) + 1):
+                stride = max(1, int((starts[m1 - 1] - starts[m0]) // (m1 - m0 - 1)))
+                offsets = stride * np.arange(m1 - m0)
+                start = int((starts[m0:m1] - offsets).min())
+                taps = int((ends[m0:m1] - start - offsets).max())
+                if taps > widest + slack:
+                    break
+                best = (m1, stride, start, taps)
+            layout.append((m0, *best))
+            m0 = best[0]
+        lead = max(0, -min(start for _, _, _, start, _ in layout))
+        reach = max(self.span * c, max(start + stride * (m1 - m0 - 1) + taps
+                                       for m0, m1, stride, start, taps in layout))
+        eye = np.eye(c, dtype=np.float32)
+        groups = []
+        for m0, m1, stride, start, taps in layout:
+            per_window = (blocks[m0][1] - blocks[m0][0]) * c
+            weights = np.zeros((m1 - m0, taps, per_window), np.float32)
+            for i, (o0, o1) in enumerate(blocks[m0:m1]):
+                kron = np.kron(dense[o0:o1].T, eye)  # (span * c, outputs * c)
+                lo = start + stride * i
+                a, b = max(lo, 0), min(lo + taps, kron.shape[0])
+                weights[i, a - lo:b - lo] = kron[a:b]
+            groups.append(WindowGroup(blocks[m0][0] * c, blocks[m1 - 1][1] * c, start, stride,
+                                      weights))
+        plan = WindowPlan(tuple(groups), lead, reach)
+        self._blocks.append((key, plan))
+        return plan
+
     @property
     def tie_prone(self) -> bool:
         """Many float32 sums of this axis land too close to a rounding tie to round them
@@ -250,179 +377,7 @@ class AxisResampler:
             values = np.random.default_rng(0).integers(0, 256, (self.span, 64))
             sums = self.matrix().astype(np.float32) @ values.astype(np.float32)
             dist = np.abs((sums + 0.5) % 1.0 - 0.5)  # how far past a rounding boundary
-            margin = _TIE_MARGIN_PER_TAP * (self.fixed.shape[1] + 2)
+            margin = TIE_MARGIN_PER_TAP * (self.fixed.shape[1] + 2)
             unsure = (dist < margin) & ~self.exact[:, None]
             self._tie_prone = bool(unsure.mean() > _TIE_PRONE_RATE)
         return self._tie_prone
-
-
-def resample_rows(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final: bool,
-                  scratch) -> None:
-    """Resample axis 1 (rows) of ``src`` (T, h, w, 3) into ``out`` (T, n, w, 3), rounded.
-
-    Args:
-        src: uint8 input or float32 values from a previous pass (rows ``ax.lo:ax.hi``).
-        ax: the rows' resampler.
-        out: float32 C-contiguous result.
-        final: this is the last pass: round exactly like Pillow (else within float32 error).
-        scratch: ``scratch(name, shape, dtype=float32) -> array`` for reusable buffers.
-    """
-    if final and ax.tie_prone:
-        _exact_pass(src, ax, out, 1, scratch)
-        return
-    t, h, w, _ = src.shape
-    blocks = ax.blocks(transpose=False)
-    flat_out = out.reshape(t, out.shape[1], 3 * w)
-    flat = src.reshape(t, h, 3 * w)  # RGB interleaved along the row: the rows pass ignores it
-    if src.dtype == np.float32:
-        for o0, o1, i0, i1, wts in blocks:
-            np.matmul(wts, flat[:, i0:i1], out=flat_out[:, o0:o1])
-    else:
-        # convert to float32 one band of columns (of one or more frames) at a time, so it is
-        # still cached when used; small frames are batched to save calls
-        width = max(1, min(3 * w, _CHUNK_VALUES // h))
-        batch = max(1, min(t, _CHUNK_VALUES // (h * width)))
-        buf = scratch("rows_chunk", (batch, h, width))
-        for f0 in range(0, t, batch):
-            k = min(batch, t - f0)
-            for c0 in range(0, 3 * w, width):
-                n = min(width, 3 * w - c0)
-                np.copyto(buf[:k, :, :n], flat[f0:f0 + k, :, c0:c0 + n])
-                for o0, o1, i0, i1, wts in blocks:
-                    np.matmul(wts, buf[:k, i0:i1, :n], out=flat_out[f0:f0 + k, o0:o1, c0:c0 + n])
-                if not final:
-                    _round_half_up(flat_out[f0:f0 + k, :, c0:c0 + n], ax.clips)
-        if not final:
-            return
-    _round(out, ax, 1, final, lambda idx, k: src[idx[0], k, idx[1], idx[2]], scratch)
-
-
-def resample_cols(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final: bool,
-                  scratch) -> None:
-    """Resample axis 2 (columns) of ``src`` (T, h, w, 3) into ``out`` (T, h, n, 3), rounded.
-
-    RGB stays interleaved: the weights act on each channel (``kron(w, I3)``). That triples the
-    FLOPs but de-interleaving the input first costs more than it saves (measured).
-
-    Args: as `resample_rows`.
-    """
-    if final and ax.tie_prone:
-        _exact_pass(src, ax, out, 2, scratch)
-        return
-    t, h, w, _ = src.shape
-    n_out = out.shape[2]
-    blocks = ax.blocks(transpose=True, channels=3)
-    flat_out = out.reshape(t, h, 3 * n_out)
-    if src.dtype == np.float32:
-        flat = src.reshape(t * h, 3 * w)
-        for o0, o1, i0, i1, wts in blocks:
-            np.matmul(flat[:, i0:i1], wts, out=flat_out.reshape(t * h, -1)[:, o0:o1])
-    else:
-        # convert to float32 a band of rows (or of whole small frames) at a time, so it is
-        # still cached when used
-        rows = max(1, min(h, _CHUNK_VALUES // (3 * w)))
-        batch = max(1, min(t, _CHUNK_VALUES // (h * 3 * w))) if rows == h else 1
-        buf = scratch("cols_chunk", (batch * rows, 3 * w))
-        for f0 in range(0, t, batch):
-            k = min(batch, t - f0)
-            for r0 in range(0, h, rows):
-                n = min(rows, h - r0)
-                chunk = buf[:k * n]
-                # reshapes are views: rows of pixels are contiguous, and k > 1 only if n == h
-                np.copyto(chunk.reshape(k, n, 3 * w), src[f0:f0 + k, r0:r0 + n].reshape(k, n, -1))
-                dst = flat_out[f0:f0 + k, r0:r0 + n].reshape(k * n, -1)
-                for o0, o1, i0, i1, wts in blocks:
-                    np.matmul(chunk[:, i0:i1], wts, out=dst[:, o0:o1])
-                if not final:
-                    _round_half_up(dst, ax.clips)
-        if not final:
-            return
-    _round(out, ax, 2, final, lambda idx, k: src[idx[0], idx[1], k, idx[2]], scratch)
-
-
-def _exact_pass(src: np.ndarray, ax: AxisResampler, out: np.ndarray, axis: int,
-                scratch) -> None:
-    """A final pass in float64: the sums of integers times 22-bit fixed-point weights are exact
-    there, so rounding them reproduces Pillow's integer arithmetic without any fix-up."""
-    t, h, w, _ = src.shape
-    values = scratch("exact_in", src.shape, np.float64)
-    np.copyto(values, src)
-    if axis == 1:
-        flat = values.reshape(t, h, 3 * w)
-        sums = scratch("exact_out", (t, out.shape[1], 3 * w), np.float64)
-        for o0, o1, i0, i1, wts in ax.blocks(transpose=False, dtype=np.float64):
-            np.matmul(wts, flat[:, i0:i1], out=sums[:, o0:o1])
-    else:
-        flat = values.reshape(t * h, 3 * w)
-        sums = scratch("exact_out", (t * h, 3 * out.shape[2]), np.float64)
-        for o0, o1, i0, i1, wts in ax.blocks(transpose=True, channels=3, dtype=np.float64):
-            np.matmul(flat[:, i0:i1], wts, out=sums[:, o0:o1])
-    sums += 0.5
-    np.floor(sums, out=sums)
-    if ax.clips:
-        np.clip(sums, 0, 255, out=sums)
-    np.copyto(out, sums.reshape(out.shape))
-
-
-def _round_half_up(values: np.ndarray, clips: bool) -> None:
-    """A first pass's rounding, in place: half up (as Pillow's ``(s + 2**21) >> 22``), clipped
-    for filters with negative lobes. Run on each chunk while it is still cached: over a whole
-    1080p clip this is two more trips through memory (~10 % of the preprocessing time)."""
-    values += 0.5
-    np.floor(values, out=values)
-    if clips:
-        np.clip(values, 0, 255, out=values)
-
-
-def _round(values: np.ndarray, ax: AxisResampler, axis: int, final: bool, taps, scratch) -> None:
-    """Round a pass's float32 sums in place to Pillow's uint8 results.
-
-    Not final: round half up (float32 may misjudge a value within ~1e-4 of a tie, by one level;
-    the next pass averages that away). Final: values too close to a rounding boundary to be sure
-    are recomputed exactly from their input taps (``taps(other_idx, k)``, see `exact_round`).
-    """
-    flat = values.reshape(-1)
-    if not final:
-        _round_half_up(flat, ax.clips)
-        return
-    flat += 0.5
-    ntaps = ax.fixed.shape[1]
-    margin = _TIE_MARGIN_PER_TAP * (ntaps + 2)
-    floor = scratch("round", (flat.size,))
-    np.floor(flat, out=floor)
-    np.subtract(flat, floor, out=flat)  # fractional part: near 0 or 1 means near a tie
-    flat -= 0.5
-    np.abs(flat, out=flat)
-    unsure = np.flatnonzero(flat > 0.5 - margin)
-    np.copyto(flat, floor)
-    if ax.clips:
-        np.clip(flat, 0, 255, out=flat)
-    if unsure.size:
-        where = np.unravel_index(unsure, values.shape)
-        inexact = ~ax.exact[where[axis]]
-        unsure = unsure[inexact]
-        where = tuple(idx[inexact] for idx in where)
-    if unsure.size:
-        j = where[axis]
-        others = tuple(idx[:, None] for a, idx in enumerate(where) if a != axis)
-        k = ax.first[j][:, None] + np.arange(ntaps)[None, :]
-        k = np.minimum(k, ax.span - 1)  # zero-weight taps may point past the input
-        flat[unsure] = exact_round(ax.fixed[j], taps(others, k), ax.clips)
-
-
-def exact_round(fixed_rows: np.ndarray, taps: np.ndarray, clip: bool) -> np.ndarray:
-    """Pillow's integer rounding of ``sum(fixed * taps)``: ``(s + 2**21) >> 22``, clipped to uint8.
-
-    Args:
-        fixed_rows: (m, k) fixed-point weights, one row per output.
-        taps: (m, k) input values (integers 0..255) under those weights.
-        clip: clip to [0, 255] (filters with negative lobes).
-
-    Returns:
-        float32 (m,) exact results. float64 holds the integer sums exactly (< 2**53).
-    """
-    total = np.einsum("mk,mk->m", fixed_rows, taps.astype(np.float64))
-    out = np.floor((total + _ONE / 2) / _ONE)
-    if clip:
-        np.clip(out, 0, 255, out=out)
-    return out.astype(np.float32)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vidsort import resample_passes
 from vidsort.errors import ModelDirError
 from vidsort.preprocess import VideoPreprocessor, parse_config
 from vidsort.resample import (
@@ -196,6 +197,58 @@ def test_axis_resampler_only_reads_the_cropped_window():
     assert axis.matrix().shape == (224, axis.span)
     identity = AxisResampler(300, 300, BILINEAR, start=38, stop=262)
     assert identity.identity and (identity.lo, identity.hi) == (38, 262)
+
+
+@pytest.mark.parametrize("size,resample,keep,block,slack", [
+    ((1920, 398), BILINEAR, (87, 311), 4, 9),  # 1080p -> VideoMAE: uneven block starts
+    ((340, 297), BICUBIC, (36, 260), 4, 9),    # negative lobes
+    ((130, 61), LANCZOS, (0, 61), 3, 0),       # partial last block, no slack
+    ((20, 47), BILINEAR, (0, 47), 4, 9),       # upscaling
+    ((5, 2), BOX, (0, 2), 4, 9),               # one block
+    ((1000, 224), HAMMING, (0, 224), 5, 30),
+])
+def test_window_plan_equals_the_dense_product(size, resample, keep, block, slack):
+    axis = AxisResampler(*size, resample, *keep)
+    plan = axis.windows(channels=3, block=block, slack=slack)
+    rng = np.random.default_rng(1)
+    rows = rng.uniform(0, 255, (7, 3 * axis.span)).astype(np.float32)
+    expected = rows.astype(np.float64) @ np.kron(axis.matrix().T, np.eye(3))
+    for before, fill in ((plan.lead, 0.0), (plan.lead + 6, 77.0)):
+        # the input at `origin`; around it zeros, or other pixels (as when whole rows are
+        # converted): their weights are 0 either way
+        width = max(before + rows.shape[1], before + plan.reach) + 5
+        buf = np.full((9, width), fill, np.float32)
+        buf[:7, before:before + rows.shape[1]] = rows
+        out = np.full((7, expected.shape[1]), np.nan, np.float32)
+        plan.apply(buf, 7, before, out)
+        np.testing.assert_allclose(out, expected, atol=2e-3)
+    assert sum(g.windows for g in plan.groups) == -(-(keep[1] - keep[0]) // block)
+
+
+@pytest.mark.parametrize("share", [0.0, 2.0])  # always / never convert whole rows
+def test_columns_pass_reads_only_its_columns(monkeypatch, share):
+    monkeypatch.setattr(resample_passes, "_WHOLE_ROWS_SHARE", share)
+    axis = AxisResampler(340, 297, BILINEAR, 36, 260)
+    frames = frames_for(3, 40, 340)
+    band = np.ascontiguousarray(frames[:, :, axis.lo:axis.hi])
+    expected = np.empty((3, 40, 224, 3), np.float32)
+    resample_passes.resample_cols(band, axis, expected, True, _scratch())
+    got = np.empty_like(expected)
+    resample_passes.resample_cols(frames, axis, got, True, _scratch(), col0=axis.lo)
+    np.testing.assert_array_equal(got, expected)
+    poisoned = frames.copy()  # columns outside the axis' input must not matter
+    poisoned[:, :, :axis.lo] = 255 - poisoned[:, :, :axis.lo]
+    poisoned[:, :, axis.hi:] = 0
+    resample_passes.resample_cols(poisoned, axis, got, True, _scratch(), col0=axis.lo)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _scratch():
+    buffers = {}
+
+    def scratch(name, shape, dtype=np.float32):
+        return buffers.setdefault((name, shape, np.dtype(dtype).str), np.empty(shape, dtype))
+    return scratch
 
 
 # --- behaviour ----------------------------------------------------------------------------
