@@ -8,8 +8,10 @@ What the processor does per frame (transformers 4.57, for a uint8 RGB frame):
 3. rescale (``x * rescale_factor``) and normalise (``(x - mean) / std``); channels first.
 
 `VideoPreprocessor` reproduces Pillow's arithmetic (see `vidsort.resample`) but only computes the
-pixels the crop keeps, reads only the input they need, runs both resize passes as banded BLAS
-products over all frames, and folds rescale + normalise into one multiply-add on the small output.
+pixels the crop keeps, reads only the input rows they need (and columns, unless they are most of
+the row: whole rows convert faster), runs both resize passes as banded BLAS products
+(`vidsort.resample_passes`), and folds rescale + normalise into one multiply-add on the small
+output.
 """
 
 from __future__ import annotations

@@ -181,6 +181,8 @@ class WindowPlan:
             origin: buffer column of the axis' first input value (>= lead).
             out: float32 (rows, out values), unit stride along a row.
         """
+        if not buf.flags.c_contiguous or buf.dtype != np.float32:
+            raise ValueError("the window buffer must be a C-contiguous float32 array")
         step = buf.strides[0]
         for g in self.groups:
             windows = np.ndarray((g.windows, rows, g.taps), np.float32, buf,
@@ -332,13 +334,13 @@ class AxisResampler:
             bounds.append((i0 * c, i1 * c))
         starts, ends = np.array(bounds).T
         widest = int((ends - starts).max())
+        # a partial last block gets its own group (its outputs per window differ)
+        full_blocks = len(blocks) - (blocks[-1][1] - blocks[-1][0] < block)
         layout = []  # (first block, end block, stride, start of first window, taps)
         m0 = 0
         while m0 < len(blocks):
             best = (m0 + 1, c, int(starts[m0]), int(ends[m0] - starts[m0]))
-            # a partial last block gets its own group (its outputs per window differ)
-            last = len(blocks) - (blocks[-1][1] - blocks[-1][0] < block)
-            for m1 in range(m0 + 2, max(last, m0 + 1) + 1):
+            for m1 in range(m0 + 2, full_blocks + 1):
                 stride = max(1, int((starts[m1 - 1] - starts[m0]) // (m1 - m0 - 1)))
                 offsets = stride * np.arange(m1 - m0)
                 start = int((starts[m0:m1] - offsets).min())

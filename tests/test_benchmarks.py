@@ -100,3 +100,21 @@ def test_quick_run_measures_every_configuration(tmp_path):
     sizes = results["installed_sizes"]
     assert 0 < sizes["runtime_mb"] < sizes["with_torch_mb"]
     assert results["import_times"]["import vidsort"]["runs"] == 1
+
+
+def test_preprocess_benchmark_quick_run(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "preprocess.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_preprocess.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [r["case"] for r in report["results"]] == ["synthetic 340x256", "synthetic 1920x1080"]
+    for row in report["results"]:
+        for side in ("vidsort", "transformers"):
+            assert 0 < row[side]["best_s"] <= row[side]["median_s"]
+        assert row["speedup_paired"] > 0 and row["speedup_cpu"] > 0
+        # the timed outputs are the processor's: parity as in tests/test_preprocess.py
+        assert row["parity"]["max_abs"] <= 0.035 and row["parity"]["mean_abs"] <= 0.002
+    assert "speed-up" in proc.stdout and "1920x1080" in proc.stdout
