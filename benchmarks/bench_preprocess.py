@@ -60,7 +60,7 @@ def real_frames(name: str, num: int = 16) -> np.ndarray | None:
 
 def timed(fn, repeats: int) -> dict:
     """Best / median wall seconds and mean CPU seconds per call, after one warm-up call."""
-    return _summary(*_calls([fn], repeats)[0])
+    return _summary(*_calls(fn, repeats))
 
 
 def timed_pair(ours, reference, repeats: int, rounds: int = 3) -> tuple[dict, dict, float]:
@@ -79,31 +79,30 @@ def timed_pair(ours, reference, repeats: int, rounds: int = 3) -> tuple[dict, di
         (ours' timings, reference's timings, median of the per-round ratios of median times).
     """
     per_round = max(1, -(-repeats // rounds))
-    times = {id(ours): ([], []), id(reference): ([], [])}
+    ours_times, ref_times = ([], []), ([], [])
     ratios = []
     for _ in range(rounds):
         medians = []
-        for fn in (ours, reference):
-            (walls, cpus), = _calls([fn], per_round)
-            times[id(fn)][0].extend(walls)
-            times[id(fn)][1].extend(cpus)
+        for fn, times in ((ours, ours_times), (reference, ref_times)):
+            walls, cpus = _calls(fn, per_round)
+            times[0].extend(walls)
+            times[1].extend(cpus)
             medians.append(float(np.median(walls)))
         ratios.append(medians[1] / medians[0])
-    return (_summary(*times[id(ours)]), _summary(*times[id(reference)]),
-            float(np.median(ratios)))
+    return _summary(*ours_times), _summary(*ref_times), float(np.median(ratios))
 
 
-def _calls(fns: list, repeats: int) -> list[tuple[list[float], list[float]]]:
-    for fn in fns:
-        fn()  # warm-up: buffers, weights, thread pools, caches
-    times = [([], []) for _ in fns]
+def _calls(fn, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``repeats`` calls, after a warm-up call (buffers, weights, thread
+    pools, caches)."""
+    fn()
+    walls, cpus = [], []
     for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            cpu, wall = time.process_time(), time.perf_counter()
-            fn()
-            times[i][0].append(time.perf_counter() - wall)
-            times[i][1].append(time.process_time() - cpu)
-    return times
+        cpu, wall = time.process_time(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
 
 
 def _summary(walls: list[float], cpus: list[float]) -> dict:

@@ -225,7 +225,7 @@ class AxisResampler:
     clips: bool = field(init=False)
     exact: np.ndarray = field(init=False, repr=False)
     _tie_prone: bool | None = field(init=False, repr=False, default=None)
-    _blocks: list = field(init=False, repr=False, default_factory=list)
+    _cache: dict = field(init=False, repr=False, default_factory=dict)  # blocks(), windows()
 
     def __post_init__(self) -> None:
         n = self.stop - self.start
@@ -288,24 +288,32 @@ class AxisResampler:
         Returns:
             The blocks; cached per arguments.
         """
-        key = (bool(transpose), channels, np.dtype(dtype).str)
-        for cached_key, blocks in self._blocks:
-            if cached_key == key:
-                return blocks
+        key = ("blocks", bool(transpose), channels, np.dtype(dtype).str)
+        if key in self._cache:
+            return self._cache[key]
         dense = self.matrix().astype(dtype)
-        nonzero = dense != 0
         eye = np.eye(channels, dtype=dtype)
+        c = channels
         blocks = []
-        for o0 in range(0, dense.shape[0], self.block):
-            o1 = min(o0 + self.block, dense.shape[0])
+        for o0, o1, i0, i1 in self._block_bounds(dense, self.block):
+            w = dense[o0:o1, i0:i1]
+            w = np.kron(w.T if transpose else w, eye) if c > 1 else (w.T if transpose else w)
+            blocks.append((o0 * c, o1 * c, i0 * c, i1 * c, np.ascontiguousarray(w)))
+        self._cache[key] = blocks
+        return blocks
+
+    @staticmethod
+    def _block_bounds(dense: np.ndarray, block: int) -> list[tuple[int, int, int, int]]:
+        """``(out0, out1, in0, in1)`` per block of ``block`` consecutive outputs: the pixels it
+        writes and the contiguous input span its nonzero weights read."""
+        nonzero = dense != 0
+        bounds = []
+        for o0 in range(0, dense.shape[0], block):
+            o1 = min(o0 + block, dense.shape[0])
             cols = np.nonzero(nonzero[o0:o1].any(axis=0))[0]
             i0, i1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
-            w = dense[o0:o1, i0:i1]
-            w = np.kron(w.T if transpose else w, eye) if channels > 1 else (w.T if transpose else w)
-            c = channels
-            blocks.append((o0 * c, o1 * c, i0 * c, i1 * c, np.ascontiguousarray(w)))
-        self._blocks.append((key, blocks))
-        return blocks
+            bounds.append((o0, o1, i0, i1))
+        return bounds
 
     def windows(self, channels: int = 3, block: int = 4, slack: int = 9) -> WindowPlan:
         """The kept outputs as a `WindowPlan` (cached per arguments).
@@ -320,19 +328,14 @@ class AxisResampler:
             The plan.
         """
         key = ("windows", channels, block, slack)
-        for cached_key, plan in self._blocks:
-            if cached_key == key:
-                return plan
+        if key in self._cache:
+            return self._cache[key]
         dense = self.matrix().astype(np.float32)
-        n_out, c = dense.shape[0], channels
-        blocks = [(o0, min(o0 + block, n_out)) for o0 in range(0, n_out, block)]
-        nonzero = dense != 0
-        bounds = []
-        for o0, o1 in blocks:
-            cols = np.nonzero(nonzero[o0:o1].any(axis=0))[0]
-            i0, i1 = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
-            bounds.append((i0 * c, i1 * c))
-        starts, ends = np.array(bounds).T
+        c = channels
+        bounds = self._block_bounds(dense, block)
+        blocks = [(o0, o1) for o0, o1, _, _ in bounds]
+        starts = np.array([i0 * c for _, _, i0, _ in bounds])
+        ends = np.array([i1 * c for _, _, _, i1 in bounds])
         widest = int((ends - starts).max())
         # a partial last block gets its own group (its outputs per window differ)
         full_blocks = len(blocks) - (blocks[-1][1] - blocks[-1][0] < block)
@@ -366,7 +369,7 @@ class AxisResampler:
             groups.append(WindowGroup(blocks[m0][0] * c, blocks[m1 - 1][1] * c, start, stride,
                                       weights))
         plan = WindowPlan(tuple(groups), lead, reach)
-        self._blocks.append((key, plan))
+        self._cache[key] = plan
         return plan
 
     @property

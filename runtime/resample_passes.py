@@ -58,7 +58,7 @@ def resample_rows(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final: bo
                 for o0, o1, i0, i1, wts in blocks:
                     np.matmul(wts, buf[:k, i0:i1, :n], out=flat_out[f0:f0 + k, o0:o1, c0:c0 + n])
                 if not final:
-                    _round_half_up(flat_out[f0:f0 + k, :, c0:c0 + n], ax)
+                    _round_half_up(flat_out[f0:f0 + k, :, c0:c0 + n], ax.clips)
         if not final:
             return
     _round(out, ax, 1, final, lambda idx, k: src[idx[0], k, idx[1], idx[2]], scratch)
@@ -125,7 +125,7 @@ def _cols_from_uint8(src: np.ndarray, ax: AxisResampler, out: np.ndarray, final:
             dst = flat_out[f0:f0 + k, r0:r0 + n].reshape(k * n, -1)
             plan.apply(buf, k * n, origin, dst)
             if not final:
-                _round_half_up(dst, ax)
+                _round_half_up(dst, ax.clips)
 
 
 def _exact_pass(src: np.ndarray, ax: AxisResampler, out: np.ndarray, axis: int,
@@ -145,22 +145,20 @@ def _exact_pass(src: np.ndarray, ax: AxisResampler, out: np.ndarray, axis: int,
         sums = scratch("exact_out", (t * h, 3 * out.shape[2]), np.float64)
         for o0, o1, i0, i1, wts in ax.blocks(transpose=True, channels=3, dtype=np.float64):
             np.matmul(flat[:, i0:i1], wts, out=sums[:, o0:o1])
-    sums += 0.5
-    np.floor(sums, out=sums)
-    if ax.clips:
-        np.clip(sums, 0, 255, out=sums)
+    _round_half_up(sums, ax.clips)  # the sums are exact: this is Pillow's rounding
     np.copyto(out, sums.reshape(out.shape))
 
 
-def _round_half_up(values: np.ndarray, ax: AxisResampler) -> None:
-    """A first pass's rounding, in place: half up (as Pillow's ``(s + 2**21) >> 22``), clipped
-    for filters with negative lobes. Run on each chunk while it is still cached: over a whole
-    1080p clip this is two more trips through memory (~10 % of the preprocessing time)."""
+def _round_half_up(values: np.ndarray, clips: bool) -> None:
+    """Round in place half up (as Pillow's ``(s + 2**21) >> 22``), clipped for filters with
+    negative lobes: a first pass's rounding, and the float64 pass's. Run on each chunk while
+    it is still cached: over a whole 1080p clip this is two more trips through memory (~10 % of
+    the preprocessing time)."""
     # not np.rint (one pass, not two): float32 sums land on x.5 exactly about once in 1,000
     # values, and half up, like Pillow, then misses the exact result less often (measured)
     values += 0.5
     np.floor(values, out=values)
-    if ax.clips:
+    if clips:
         np.clip(values, 0, 255, out=values)
 
 
@@ -173,7 +171,7 @@ def _round(values: np.ndarray, ax: AxisResampler, axis: int, final: bool, taps, 
     """
     flat = values.reshape(-1)
     if not final:
-        _round_half_up(flat, ax)
+        _round_half_up(flat, ax.clips)
         return
     flat += 0.5
     ntaps = ax.fixed.shape[1]
