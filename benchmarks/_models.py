@@ -89,7 +89,7 @@ def source_model(name: str, cache: Path, log) -> dict[str, Any]:
         ``{"name", "key" (cache folder), "hf_dir", "random_init", "description"}``.
     """
     if name == "tiny":
-        from vidsort.models import resolve_embedded
+        from vidsort.export.demo.embedded import resolve_embedded
 
         embedded = resolve_embedded("tiny-motion")
         if embedded is not None:

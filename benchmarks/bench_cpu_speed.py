@@ -279,7 +279,7 @@ def section_decode(args, out: dict) -> None:
 
 def _without_skipping(fn):
     """Run ``fn`` with PyAV decoding every frame (no ``skip_frame``), as before issue 6."""
-    from vidsort.decode_pyav import PyAVReader
+    from vidsort.decode.pyav_backend import PyAVReader
 
     skip = PyAVReader._skip
     PyAVReader._skip = lambda self, packet: False

@@ -1,7 +1,7 @@
 """Fuzz the decode path with mutated bytes of small valid clips, through the isolated pipeline.
 
 Hypothesis draws mutation programs (bit flips, interesting 32-bit values over box sizes and
-counts, cuts, duplications, insertions, truncation; see ``tests/hostile.py``) over seed clips in
+counts, cuts, duplications, insertions, truncation; see ``vidsort.testing``) over seed clips in
 several containers and codecs; every mutated file goes through
 `vidsort.isolation.IsolatedPreparer` (decode → sample → preprocess in a worker with a timeout
 and a memory cap). What the calling process must never see: an exception out of the pipeline,
@@ -26,7 +26,6 @@ import json
 import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,11 +33,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from vidsort.testing import hostile  # the corpus generator and mutator the tests use
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import hostile  # noqa: E402  (tests/hostile.py: the corpus generator and mutator)
 
 PREPROCESSOR = {
     "do_resize": True, "size": {"shortest_edge": 32}, "do_center_crop": True,

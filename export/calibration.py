@@ -17,16 +17,10 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 from onnxruntime.quantization.calibrate import TensorsData, create_calibrator
-from vidsort.errors import ExportError
+from vidsort.errors import ExportError, first_line
+from vidsort.inputs import walk_videos
+from vidsort.options import DEFAULT_BACKEND
 from vidsort.sampling import sample_indices
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
-                            ".wmv", ".flv", ".ts", ".3gp", ".ogv", ".gif"})
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def expand_videos(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -35,8 +29,7 @@ def expand_videos(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = [Path(p) for p in walk_videos(path)]
             if not found:
                 raise ExportError(f"{path}: no video files in this calibration directory")
             videos.extend(found)
@@ -89,9 +82,9 @@ class VideoCalibrationReader(CalibrationDataReader):
                                       num_clips=k).reshape(-1)
 
             try:
-                frames = np.asarray(read_frames(video, sampler, backend="decord").frames)
+                frames = np.asarray(read_frames(video, sampler, backend=DEFAULT_BACKEND).frames)
             except Exception as exc:  # one bad calibration file should not sink the export
-                self.skipped[str(video)] = _first_line(exc)
+                self.skipped[str(video)] = first_line(exc)
                 if log:
                     log(f"calibration: skipping {video}: {self.skipped[str(video)]}")
                 continue

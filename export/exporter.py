@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidsort.errors import ExportError
+from vidsort.errors import ExportError, first_line
 from vidsort.export import quantize as q
 from vidsort.export.loading import LoadedModel, load_model
-from vidsort.export.manifest import build_manifest, file_table, write_manifest
 from vidsort.export.onnx_config import VideoOnnxConfig, onnx_config_for
 from vidsort.export.optimize import optimize_graph
 from vidsort.export.validate import (
@@ -35,11 +34,11 @@ from vidsort.export.validate import (
     torch_reference,
     variant_figures,
 )
+from vidsort.manifest import VARIANT_FILES, build_manifest, file_table, write_manifest
 
 QUANTIZE_MODES = (None, "dynamic", "static")
 #: real calibration clips the int8 validation also runs on (static quantization)
 VALIDATION_CLIPS = 4
-FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx", "fp16": "model_fp16.onnx"}
 
 
 @dataclass
@@ -77,11 +76,6 @@ class _Progress:
             yield
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - began, 3)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_arguments(quantize: str | None, calibration: Sequence | None,
@@ -152,7 +146,7 @@ def _export_fp32(loaded: LoadedModel, onnx_config: VideoOnnxConfig, dst: Path, o
             export(loaded.model, onnx_config, dst, opset=opset)
     except Exception as exc:  # torch/optimum raise many types; the user needs one line
         raise ExportError(f"{loaded.location}: ONNX export failed at opset {opset} "
-                          f"({_first_line(exc)})") from exc
+                          f"({first_line(exc)})") from exc
 
 
 def export_model(
@@ -228,9 +222,9 @@ def _build(loaded: LoadedModel, build: Path, progress: _Progress, *, quantize: s
     opset = int(opset or onnx_config.DEFAULT_ONNX_OPSET)
     work = build / ".work"
     # final file names from the start: external data is referenced by file name
-    raw = work / "raw" / FILES["fp32"]
-    optimized = work / "optimized" / FILES["fp32"]
-    fp32 = build / FILES["fp32"]
+    raw = work / "raw" / VARIANT_FILES["fp32"]
+    optimized = work / "optimized" / VARIANT_FILES["fp32"]
+    fp32 = build / VARIANT_FILES["fp32"]
     config = loaded.config
     with progress.step("export", f"exporting {loaded.model_type} to ONNX (opset {opset})"):
         _export_fp32(loaded, onnx_config, raw, opset)
@@ -268,15 +262,15 @@ def _build(loaded: LoadedModel, build: Path, progress: _Progress, *, quantize: s
 
     config.to_json_file(str(build / "config.json"))
     preprocessor_origin = loaded.write_preprocessor_config(build / "preprocessor_config.json")
-    variants = {"fp32": FILES["fp32"]}
+    variants = {"fp32": VARIANT_FILES["fp32"]}
     quantization = None
     if quantize is not None:
-        dst = build / FILES["int8"]
+        dst = build / VARIANT_FILES["int8"]
         with progress.step("quantize", f"quantizing to int8 ({quantize})"), q.quiet_logging():
             quantization, real_clips = _quantize(quantize, fp32, raw, dst, work, build, loaded,
                                                  calibration, frame_sample_rate,
                                                  quantize_options, progress)
-        variants["int8"] = FILES["int8"]
+        variants["int8"] = VARIANT_FILES["int8"]
         if validate:
             assert ref is not None
             with progress.step("validate", "validating int8 against PyTorch"):
@@ -286,10 +280,10 @@ def _build(loaded: LoadedModel, build: Path, progress: _Progress, *, quantize: s
                     real = clips_reference(loaded.model, real_clips)
                     validation["int8"]["calibration_clips"] = variant_figures(dst, real)
     if fp16:
-        dst = build / FILES["fp16"]
+        dst = build / VARIANT_FILES["fp16"]
         with progress.step("fp16", "converting to fp16"):
             q.convert_fp16(fp32, dst)
-        variants["fp16"] = FILES["fp16"]
+        variants["fp16"] = VARIANT_FILES["fp16"]
         if validate:
             assert ref is not None
             with progress.step("validate", "validating fp16 against PyTorch (CPU)"):
@@ -313,11 +307,11 @@ def _try_optimize(raw: Path, dst: Path, onnx_config: VideoOnnxConfig,
     try:
         info = optimize_graph(raw, dst, onnx_config)
     except Exception as exc:  # the optimizer is best effort: the plain graph is still correct
-        return {"applied": False, "reason": f"optimizer failed: {_first_line(exc)}"}
+        return {"applied": False, "reason": f"optimizer failed: {first_line(exc)}"}
     try:
         figures = fp32_figures(dst, ref)
     except Exception as exc:  # e.g. a fused op this onnxruntime build cannot run
-        return {"applied": False, "reason": f"optimized graph does not run: {_first_line(exc)}"}
+        return {"applied": False, "reason": f"optimized graph does not run: {first_line(exc)}"}
     worst = fp32_worst(figures)
     if worst > FP32_ATOL:
         return {"applied": False, **info,
@@ -361,4 +355,4 @@ def _fp16_figures(path: Path, ref: Reference) -> dict[str, Any]:
     try:
         return variant_figures(path, ref)
     except Exception as exc:  # fp16 targets GPUs; CPU support varies by onnxruntime build
-        return {"status": f"not run on CPU: {_first_line(exc)}"}
+        return {"status": f"not run on CPU: {first_line(exc)}"}

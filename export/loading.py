@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidsort.errors import ExportError
+from vidsort.errors import ExportError, first_line
+from vidsort.export.demo.embedded import resolve_embedded
 from vidsort.export.onnx_config import supported_model_types
-from vidsort.models import resolve_embedded
 
 #: weight files `save_pretrained` writes (single file or sharded index), in load order
 WEIGHT_FILES = (
@@ -218,8 +218,7 @@ def load_model(model: str | os.PathLike) -> LoadedModel:
             location, config=config, output_loading_info=True, **_dtype_kwarg()
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{location}: cannot load the model ({first})") from None
+        raise ExportError(f"{location}: cannot load the model ({first_line(exc)})") from None
     missing = list(info.get("missing_keys") or [])
     if missing:
         more = f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""

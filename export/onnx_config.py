@@ -15,8 +15,8 @@ from optimum.exporters.onnx.config import VisionOnnxConfig
 from optimum.exporters.onnx.model_patcher import ModelPatcher
 from optimum.exporters.tasks import TasksManager
 from optimum.utils import DummyVisionInputGenerator, NormalizedVisionConfig
+from vidsort.manifest import TASK
 
-TASK = "video-classification"
 #: transformers' auto class for the task (what optimum calls a "model loader")
 _TASK_LOADER = "AutoModelForVideoClassification"
 #: name of the dynamic batch axis in the exported graph

@@ -32,9 +32,8 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
-from vidsort.errors import ExportError
+from vidsort.errors import ExportError, first_line
 from vidsort.export.calibration import (  # noqa: F401  (re-exported for the exporter)
-    VIDEO_SUFFIXES,
     VideoCalibrationReader,
     calibrate,
     expand_videos,
@@ -65,11 +64,6 @@ STATIC_DEFAULTS: dict[str, Any] = {
     # save ORT's fusion of the QDQ graph (keeps the int8 attention operands; faster load)
     "ort_optimize": True,
 }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextmanager
@@ -109,7 +103,7 @@ def _session_ok(path: Path) -> str | None:
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several unrelated types for unsupported graphs
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
 
@@ -127,7 +121,7 @@ def preprocess(src: Path, dst: Path) -> str | None:
                           all_tensors_to_one_file=True,
                           external_data_location=dst.name + "_data" if external else None)
     except Exception as exc:  # symbolic shape inference refuses some graphs; quantizing still works
-        return f"quant_pre_process failed: {_first_line(exc)}"
+        return f"quant_pre_process failed: {first_line(exc)}"
     return None
 
 

@@ -8,14 +8,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from vidsort.decode import BACKENDS, DecodeLimits
+from vidsort.decode import DecodeLimits
 from vidsort.errors import VidsortError, error_record
 from vidsort.isolation import IsolatedPreparer, IsolationSettings
 from vidsort.modeldir import ModelDir
+from vidsort.options import BACKENDS, DEFAULT_BACKEND, FUNCTIONS, STRATEGIES
 from vidsort.pipeline import PreparedClip, PrepareSpec, iter_prepared, prepare_clip
-from vidsort.postprocess import FUNCTIONS, default_function, top_k_predictions
-from vidsort.preprocess import VideoPreprocessor
-from vidsort.sampling import STRATEGIES
+from vidsort.postprocess import default_function, top_k_predictions
 from vidsort.session import (
     SessionSettings,
     create_session,
@@ -52,7 +51,7 @@ class VideoClassifier:
         model_dir: str | os.PathLike,
         provider: str = "auto",
         precision: str = "auto",
-        backend: str = "decord",
+        backend: str = DEFAULT_BACKEND,
         threads: int = 0,
         decode_threads: int = 0,
         strategy: str | None = None,
@@ -76,9 +75,8 @@ class VideoClassifier:
         self.session = create_session(self.model.model_file(self.precision), provider, settings)
         self.provider = session_provider(self.session)
         self._dtype = input_dtype(self.session)
-        VideoPreprocessor.from_pretrained(self.model.path)  # fail now, naming the file, if bad
         self.spec = PrepareSpec(
-            preprocessor_config=self.model.preprocessor_config(),
+            preprocessor_config=self.model.preprocess,  # parsed once, by ModelDir
             clip_len=self.model.clip_len,
             frame_sample_rate=frame_sample_rate or self.model.frame_sample_rate,
             strategy=strategy or self.model.strategy,

@@ -13,8 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from vidsort import __version__
-from vidsort.errors import VidsortError
+from vidsort import __version__, options
+from vidsort.errors import VidsortError, import_extra
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,13 +46,13 @@ def _add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_dir", help="directory written by `vidsort export`")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (see --recursive)")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8", "fp16"])
-    p.add_argument("--backend", default="decord", choices=["decord", "pyav"])
-    p.add_argument("--strategy", default=None, choices=["centre", "start", "random", "uniform"],
+    p.add_argument("--provider", default="auto", choices=options.PROVIDER_CHOICES)
+    p.add_argument("--precision", default="auto", choices=options.PRECISION_CHOICES)
+    p.add_argument("--backend", default=options.DEFAULT_BACKEND, choices=options.BACKENDS)
+    p.add_argument("--strategy", default=None, choices=options.STRATEGIES,
                    help="frame sampling (default: the model's, usually centre)")
     p.add_argument("--clips", type=int, default=1, help="clips per video; logits are averaged")
-    p.add_argument("--function", default=None, choices=["softmax", "sigmoid", "none"])
+    p.add_argument("--function", default=None, choices=options.FUNCTIONS)
     p.add_argument("--threads", type=int, default=0, help="inference threads (0 = all cores)")
     p.add_argument("--batch-size", type=int, default=1, help="videos per inference call")
     p.add_argument("--recursive", "-r", action="store_true",
@@ -63,18 +63,18 @@ def _add_classify(sub: argparse._SubParsersAction) -> None:
                              "or crashes the decoder costs only its own result.")
     g.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
                    help="decode in worker processes (default: on)")
-    g.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="per-file decode timeout in seconds (isolated mode; default 60)")
-    g.add_argument("--max-memory-mb", type=int, default=3072, metavar="MB",
-                   help="memory cap per decode worker (0 = none; default 3072)")
-    g.add_argument("--decode-workers", type=int, default=1, metavar="N",
-                   help="decode worker processes (default 1)")
-    g.add_argument("--max-file-mb", type=float, default=4096, metavar="MB",
-                   help="refuse larger files (default 4096)")
-    g.add_argument("--max-pixels", type=int, default=3840 * 2160 * 2, metavar="N",
+    g.add_argument("--timeout", type=float, default=options.DECODE_TIMEOUT_S, metavar="S",
+                   help="per-file decode timeout in seconds (isolated mode; default %(default)s)")
+    g.add_argument("--max-memory-mb", type=int, default=options.DECODE_MEMORY_MB, metavar="MB",
+                   help="memory cap per decode worker (0 = none; default %(default)s)")
+    g.add_argument("--decode-workers", type=int, default=options.DECODE_WORKERS, metavar="N",
+                   help="decode worker processes (default %(default)s)")
+    g.add_argument("--max-file-mb", type=float, default=options.MAX_FILE_BYTES / 1024**2,
+                   metavar="MB", help="refuse larger files (default %(default)s)")
+    g.add_argument("--max-pixels", type=int, default=options.MAX_PIXELS, metavar="N",
                    help="pixels per frame above which frames are downscaled at decode")
-    g.add_argument("--max-duration", type=float, default=6 * 3600, metavar="S",
-                   help="refuse longer videos (seconds; default 21600)")
+    g.add_argument("--max-duration", type=float, default=options.MAX_DURATION_S, metavar="S",
+                   help="refuse longer videos (seconds; default %(default)s)")
     g.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="frames decoded per clip at most (default: no limit)")
 
@@ -98,12 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    try:
-        from vidsort.export import export_model
-    except ImportError as exc:
-        print(f"vidsort export: needs the export extra (pip install 'vidsort[export]'): {exc}",
-              file=sys.stderr)
-        return EXIT_USAGE
+    export_model = import_extra("vidsort.export.exporter", "export").export_model
     if args.quantize == "static" and not args.calibration:
         print("vidsort export: --quantize static needs --calibration VIDEO_OR_DIR ...",
               file=sys.stderr)
@@ -174,8 +169,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vidsort.demo import run_demo
-
+    run_demo = import_extra("vidsort.export.demo.run", "export").run_demo
     return run_demo(out_dir=args.out, num_clips=args.clips)
 
 

@@ -24,6 +24,10 @@ class ExportError(VidsortError):
     """The export step cannot go on (bad model, unsupported architecture, failed validation)."""
 
 
+class MissingExtraError(VidsortError):
+    """A command needs an optional extra (export, serve, ray, plot...) that is not installed."""
+
+
 class ProviderUnavailableError(VidsortError):
     """An execution provider (or precision) that was asked for explicitly is not available."""
 
@@ -70,6 +74,26 @@ class DecoderCrashed(VideoDecodeError):
 
 class ResourceLimitError(VideoError):
     """The file exceeds a configured resource limit (size, pixels per frame, duration)."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its class name when empty), for one-line
+    reports; ``limit`` cuts it to that many characters."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if limit is None else line[:limit]
+
+
+def import_extra(module: str, extra: str):
+    """Import ``module`` from an optional extra, or raise a one-line `MissingExtraError` saying
+    what to install (``pip install 'vidsort[extra]'``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(f"needs the {extra} extra (pip install 'vidsort[{extra}]'): "
+                                f"{first_line(exc)}") from None
 
 
 def error_record(exc: BaseException) -> dict:

@@ -1,9 +1,13 @@
-"""Command-line inputs → the list of videos to classify, in the order given."""
+"""Inputs of a batch run → the videos to classify, in the order given, streamed.
+
+One definition of what counts as a video file (`VIDEO_SUFFIXES`) and one directory walk
+(`walk_videos`) serve the CLI, the export's calibration set and archive jobs.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 #: suffixes taken when a directory is expanded (containers FFmpeg reads)
@@ -13,28 +17,40 @@ VIDEO_SUFFIXES = frozenset({
 })
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[str]:
-    """Expand the inputs of a batch run.
+def is_video_name(name: str | os.PathLike) -> bool:
+    """Whether a file name has one of the `VIDEO_SUFFIXES` (case-insensitive)."""
+    return Path(name).suffix.lower() in VIDEO_SUFFIXES
+
+
+def walk_videos(directory: str | os.PathLike) -> Iterator[str]:
+    """The video files below ``directory``, sorted per folder, streamed (a million files never
+    sit in one list); symlinked directories are not followed."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if is_video_name(name):
+                yield os.path.join(root, name)
+
+
+def iter_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> Iterator[str]:
+    """Expand the inputs of a batch run lazily.
 
     Args:
         paths: files and (with ``recursive``) directories, in the user's order.
-        recursive: expand directories into the video files below them (sorted, by suffix,
-            symlinked directories not followed). Without it a directory stays one input and
-            fails as "not a file" on its own line, so nothing is silently skipped.
+        recursive: expand directories into the video files below them (`walk_videos`).
+            Without it a directory stays one input and fails as "not a file" on its own line,
+            so nothing is silently skipped.
 
     Returns:
-        Paths as strings, in input order; directory contents in sorted order.
+        An iterator of paths as strings, in input order.
     """
-    out: list[str] = []
     for path in paths:
-        p = Path(path)
-        if recursive and p.is_dir():
-            found = []
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                found.extend(os.path.join(root, f) for f in sorted(files)
-                             if Path(f).suffix.lower() in VIDEO_SUFFIXES)
-            out.extend(found)
+        if recursive and os.path.isdir(path):
+            yield from walk_videos(path)
         else:
-            out.append(os.fspath(path))
-    return out
+            yield os.fspath(path)
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[str]:
+    """`iter_inputs` as a list."""
+    return list(iter_inputs(paths, recursive))

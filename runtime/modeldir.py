@@ -7,31 +7,22 @@ derived from config.json.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vidsort.errors import ModelDirError
-
-MANIFEST = "vidsort.json"
-#: precision -> file name, as `vidsort export` writes them
-DEFAULT_VARIANTS = {"fp32": "model.onnx", "int8": "model_quantized.onnx", "fp16": "model_fp16.onnx"}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise ModelDirError(f"{path}: missing (a model directory needs it)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelDirError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ModelDirError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+from vidsort.manifest import (
+    MANIFEST,
+    VARIANT_FILES,
+    Manifest,
+    read_json_object,
+    read_manifest,
+    sha256_file,
+)
+from vidsort.preprocess.config import CONFIG_NAME, PreprocessConfig, parse_config
+from vidsort.supported import check_supported
 
 
 def _labels_from_config(config: dict[str, Any], path: Path) -> list[str]:
@@ -44,15 +35,6 @@ def _labels_from_config(config: dict[str, Any], path: Path) -> list[str]:
     except (AttributeError, ValueError):
         raise ModelDirError(f"{path}: id2label must map integer ids to names") from None
     return [label for _, label in pairs]
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -70,7 +52,10 @@ class ModelDir:
     strategy: str = "centre"
     problem_type: str | None = None
     variants: dict[str, str] = field(default_factory=dict)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=dict)  # type: ignore[assignment]
+    model_type: str = "videomae"
+    #: ``preprocessor_config.json`` parsed once, here (`vidsort.preprocess.PreprocessConfig`)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = False) -> ModelDir:
@@ -90,11 +75,14 @@ class ModelDir:
         if not root.is_dir():
             raise ModelDirError(f"{root}: not a directory (expected a model directory from "
                                 "`vidsort export`)")
-        config = _read_json(root / "config.json")
-        if not (root / "preprocessor_config.json").is_file():
-            raise ModelDirError(f"{root / 'preprocessor_config.json'}: missing "
-                                "(a model directory needs it)")
-        manifest = _read_json(root / MANIFEST) if (root / MANIFEST).exists() else {}
+        manifest = read_manifest(root)
+        config = read_json_object(root / "config.json")
+        preprocessor = read_json_object(root / CONFIG_NAME)
+        arch = check_supported(config, preprocessor, root / "config.json", root / CONFIG_NAME)
+        try:
+            preprocess = parse_config(preprocessor)
+        except ValueError as exc:
+            raise ModelDirError(f"{root / CONFIG_NAME}: {exc}") from None
 
         labels = manifest.get("labels") or _labels_from_config(config, root / "config.json")
         num_frames = int(manifest.get("num_frames") or config.get("num_frames") or 16)
@@ -103,7 +91,7 @@ class ModelDir:
             size = (size, size)
         image_size = (int(size[0]), int(size[1]))
         sampling = manifest.get("sampling", {})
-        variants = {k: v for k, v in (manifest.get("variants") or DEFAULT_VARIANTS).items()
+        variants = {k: v for k, v in (manifest.get("variants") or VARIANT_FILES).items()
                     if (root / v).is_file()}
         if not variants:
             raise ModelDirError(f"{root / 'model.onnx'}: missing (no ONNX model in the directory)")
@@ -120,6 +108,8 @@ class ModelDir:
             problem_type=manifest.get("problem_type", config.get("problem_type")),
             variants=variants,
             manifest=manifest,
+            model_type=arch.model_type,
+            preprocess=preprocess,
         )
         model.check_files(verify)
         return model
@@ -138,8 +128,8 @@ class ModelDir:
                 raise ModelDirError(f"{file}: sha256 differs from {MANIFEST} (corrupt?)")
 
     def preprocessor_config(self) -> dict[str, Any]:
-        """The parsed preprocessor_config.json."""
-        return _read_json(self.path / "preprocessor_config.json")
+        """The raw preprocessor_config.json (`preprocess` holds it parsed)."""
+        return read_json_object(self.path / CONFIG_NAME)
 
     def model_file(self, precision: str) -> Path:
         """Path of the ONNX file for ``precision`` (fp32 | int8 | fp16)."""

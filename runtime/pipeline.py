@@ -14,13 +14,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from vidsort.decode import DecodeLimits, read_frames
 from vidsort.errors import UnsupportedInputError, VideoError, VidsortError
-from vidsort.preprocess import VideoPreprocessor
+from vidsort.options import DEFAULT_BACKEND
+from vidsort.preprocess import PreprocessConfig, VideoPreprocessor
 from vidsort.sampling import sample_indices
 
 
@@ -28,13 +29,14 @@ from vidsort.sampling import sample_indices
 class PrepareSpec:
     """Everything `prepare_clip` needs, picklable (it travels to worker processes)."""
 
-    preprocessor_config: dict[str, Any]
+    #: parsed (`PreprocessConfig`, as `ModelDir.preprocess` holds it) or the raw JSON dict
+    preprocessor_config: PreprocessConfig | dict[str, Any]
     clip_len: int
     frame_sample_rate: int = 4
     strategy: str = "centre"
     num_clips: int = 1
     seed: int | None = None
-    backend: str = "decord"
+    backend: str = DEFAULT_BACKEND
     decode_threads: int = 0
     limits: DecodeLimits | None = None
     resize_to: tuple[int, int] | None = None
@@ -53,15 +55,18 @@ class PreparedClip:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-_PREPROCESSORS: dict[str, VideoPreprocessor] = {}
+_PREPROCESSORS: dict[PreprocessConfig | str, VideoPreprocessor] = {}
 
 
 def _preprocessor(spec: PrepareSpec) -> VideoPreprocessor:
     # One per config per process: its resize weights are cached inside it.
-    key = json.dumps(spec.preprocessor_config, sort_keys=True, default=str)
+    config = spec.preprocessor_config
+    key = config if isinstance(config, PreprocessConfig) else json.dumps(
+        config, sort_keys=True, default=str)
     pre = _PREPROCESSORS.get(key)
     if pre is None:
-        pre = _PREPROCESSORS[key] = VideoPreprocessor.from_dict(spec.preprocessor_config)
+        pre = _PREPROCESSORS[key] = (VideoPreprocessor(config) if isinstance(
+            config, PreprocessConfig) else VideoPreprocessor.from_dict(config))
     return pre
 
 
@@ -106,11 +111,6 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
             None, f"a frames array must be uint8 (T, H, W, 3) RGB with T >= 1, got "
                   f"{frames.dtype} {frames.shape}")
     return frames
-
-
-def spec_dict(spec: PrepareSpec) -> dict[str, Any]:
-    """The spec as plain data (for logs and benchmark records)."""
-    return asdict(spec)
 
 
 def iter_prepared(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-FUNCTIONS = ("softmax", "sigmoid", "none")
+from vidsort.options import FUNCTIONS
 
 
 def apply_function(logits: np.ndarray, function: str = "softmax") -> np.ndarray:

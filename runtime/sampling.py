@@ -11,8 +11,7 @@ Strategies:
 from __future__ import annotations
 
 import numpy as np
-
-STRATEGIES = ("centre", "start", "random", "uniform")
+from vidsort.options import STRATEGIES
 
 
 def _window(start: int, conv: int, clip_len: int) -> np.ndarray:

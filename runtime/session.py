@@ -8,25 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from vidsort.errors import ModelDirError, ProviderUnavailableError
+from vidsort.errors import ModelDirError, ProviderUnavailableError, first_line
+from vidsort.options import PRECISION_CHOICES
+from vidsort.providers import PROVIDER_CHOICES, PROVIDER_TABLE, PROVIDERS_BY_NAME, by_ort_name
 
-PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
-PRECISIONS = ("auto", "fp32", "int8", "fp16")
-_ORT_NAMES = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
+PROVIDERS = PROVIDER_CHOICES
+PRECISIONS = PRECISION_CHOICES
 
 
 def available_providers() -> list[str]:
     """Short names of the execution providers this onnxruntime build offers, best first."""
     have = set(ort.get_available_providers())
-    return [name for name in ("tensorrt", "cuda", "cpu") if _ORT_NAMES[name] in have]
+    return [p.name for p in PROVIDER_TABLE if p.ort_name in have]
 
 
 def provider_chain(provider: str) -> list[str]:
-    """ORT provider names to request for ``provider`` (auto = TensorRT > CUDA > CPU).
+    """ORT provider names to request for ``provider`` (auto = every available one, best first).
 
     Raises ProviderUnavailableError when an explicitly requested provider is not in this build.
     """
@@ -34,19 +31,19 @@ def provider_chain(provider: str) -> list[str]:
         raise ValueError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
     have = available_providers()
     if provider == "auto":
-        return [_ORT_NAMES[p] for p in have]
+        return [PROVIDERS_BY_NAME[p].ort_name for p in have]
+    row = PROVIDERS_BY_NAME[provider]
     if provider not in have:
-        hint = " (install onnxruntime-gpu and check CUDA/cuDNN)" if provider != "cpu" else ""
+        hint = f" ({row.install_hint})" if row.install_hint else ""
         raise ProviderUnavailableError(
             f"execution provider {provider!r} is not available in this onnxruntime build "
             f"(available: {', '.join(have)}){hint}")
-    # CPU stays last so nodes the GPU providers cannot run still have a home.
-    chain = [_ORT_NAMES[provider]]
-    if provider == "tensorrt" and "cuda" in have:
-        chain.append(_ORT_NAMES["cuda"])
-    if provider != "cpu":
-        chain.append(_ORT_NAMES["cpu"])
-    return chain
+    return [row.ort_name] + [PROVIDERS_BY_NAME[f].ort_name for f in row.fallbacks if f in have]
+
+
+def _is_gpu(provider: str) -> bool:
+    row = PROVIDERS_BY_NAME.get(provider)
+    return row is not None and row.gpu
 
 
 def resolve_precision(precision: str, provider: str, variants: dict[str, str]) -> str:
@@ -55,8 +52,8 @@ def resolve_precision(precision: str, provider: str, variants: dict[str, str]) -
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    on_gpu = provider in ("cuda", "tensorrt") or (
-        provider == "auto" and any(p in ("cuda", "tensorrt") for p in available_providers()))
+    on_gpu = _is_gpu(provider) or (
+        provider == "auto" and any(_is_gpu(p) for p in available_providers()))
     if on_gpu and "fp16" in variants:
         return "fp16"
     if not on_gpu and "int8" in variants:
@@ -125,19 +122,24 @@ def create_session(model_path: str | os.PathLike, provider: str = "auto",
                                      "1" if settings.spinning else "0")
     if settings.optimized_model_path:
         options.optimized_model_filepath = settings.optimized_model_path
-    provider_options = [{"device_id": settings.device_id} if name != _ORT_NAMES["cpu"] else {}
-                        for name in chain]
+    provider_options = []
+    for name in chain:
+        row = by_ort_name(name)
+        options_for = dict(row.default_options) if row else {}
+        if row is not None and row.gpu:
+            options_for["device_id"] = settings.device_id
+        provider_options.append(options_for)
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=chain,
                                        provider_options=provider_options,
                                        disabled_optimizers=set(settings.disabled_optimizers))
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if provider in ("cuda", "tensorrt") and ("CUDA" in message or "cuda" in message):
+        message = first_line(exc)
+        if _is_gpu(provider) and ("CUDA" in message or "cuda" in message):
             raise ProviderUnavailableError(
                 f"{path}: {provider} could not start: {message}") from None
         raise ModelDirError(f"{path}: ONNX Runtime cannot load it: {message}") from None
-    if provider in ("cuda", "tensorrt") and chain[0] not in session.get_providers():
+    if _is_gpu(provider) and chain[0] not in session.get_providers():
         # onnxruntime-gpu lists CUDA even without a GPU, then quietly falls back to CPU.
         raise ProviderUnavailableError(
             f"{provider} was requested but ONNX Runtime could not use it (no GPU, driver or "
@@ -148,7 +150,8 @@ def create_session(model_path: str | os.PathLike, provider: str = "auto",
 def session_provider(session: ort.InferenceSession) -> str:
     """Short name of the provider that runs most of the session (its first)."""
     first = session.get_providers()[0]
-    return next((k for k, v in _ORT_NAMES.items() if v == first), first)
+    row = by_ort_name(first)
+    return row.name if row else first
 
 
 def input_dtype(session: ort.InferenceSession) -> np.dtype:

@@ -108,7 +108,7 @@ def tiny_motion_dir(tmp_path_factory) -> Path:
     """The embedded tiny-motion model exported with dynamic int8 (skips if not shipped)."""
     pytest.importorskip("optimum.exporters.onnx")
     from vidsort.export import export_model
-    from vidsort.models import resolve_embedded
+    from vidsort.export.demo.embedded import resolve_embedded
 
     if resolve_embedded("tiny-motion") is None:
         pytest.skip("embedded tiny-motion model not present")

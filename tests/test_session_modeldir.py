@@ -108,3 +108,89 @@ def test_precision_choice():
     assert resolve_precision("fp32", "cpu", both) == "fp32"
     with pytest.raises(ValueError):
         resolve_precision("int4", "cpu", both)
+
+
+# -- what the runtime supports (vidsort.supported) and the manifest's format version ----------
+
+
+def _edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_unsupported_model_type_is_refused(bare_dir):
+    _edit_json(bare_dir / "config.json", model_type="vivit")
+    with pytest.raises(ModelDirError) as info:
+        ModelDir.load(bare_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "config.json" in message and "'vivit'" in message and "videomae" in message
+
+
+def test_unsupported_architecture_class_is_refused(bare_dir):
+    _edit_json(bare_dir / "config.json", architectures=["VideoMAEForPreTraining"])
+    with pytest.raises(ModelDirError, match="ForPreTraining.*VideoMAEForVideoClassification"):
+        ModelDir.load(bare_dir)
+
+
+def test_unsupported_processor_type_is_refused(bare_dir):
+    # ViViT's processor rescales with an offset: preprocessing it as VideoMAE would be wrong
+    _edit_json(bare_dir / "preprocessor_config.json", image_processor_type="VivitImageProcessor")
+    with pytest.raises(ModelDirError) as info:
+        ModelDir.load(bare_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "preprocessor_config.json" in message and "VivitImageProcessor" in message
+    assert "VideoMAEImageProcessor" in message
+
+
+def test_supported_processor_type_and_parsed_config(bare_dir):
+    _edit_json(bare_dir / "preprocessor_config.json", image_processor_type="VideoMAEImageProcessor")
+    model = ModelDir.load(bare_dir)
+    assert model.model_type == "videomae"
+    assert model.preprocess.crop_height == 4 and model.preprocess.shortest_edge == 4
+
+
+@pytest.mark.parametrize("edit, bad_file", [
+    ({"model_type": "timesformer"}, "config.json"),
+    ({"image_processor_type": "VivitImageProcessor"}, "preprocessor_config.json"),
+])
+def test_classify_exits_2_on_an_unsupported_model(bare_dir, tmp_path, edit, bad_file):
+    import subprocess
+    import sys
+
+    _edit_json(bare_dir / bad_file, **edit)
+    out = subprocess.run([sys.executable, "-m", "vidsort", "classify", str(bare_dir),
+                          str(tmp_path / "any.mp4")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and bad_file in lines[0] and "not" in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_manifest_format_version(bare_dir):
+    from vidsort.manifest import FORMAT_VERSION
+
+    size = (bare_dir / "model.onnx").stat().st_size
+    manifest = {"labels": LABELS, "num_frames": 2, "image_size": [4, 4],
+                "variants": {"fp32": "model.onnx"}, "files": {"model.onnx": {"bytes": size}}}
+    for version in (FORMAT_VERSION, f"{FORMAT_VERSION}.3"):  # same major: read
+        (bare_dir / "vidsort.json").write_text(json.dumps({**manifest, "format_version": version}))
+        assert ModelDir.load(bare_dir).labels == LABELS
+    (bare_dir / "vidsort.json").write_text(json.dumps({**manifest,
+                                                        "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(ModelDirError) as info:
+        ModelDir.load(bare_dir)
+    message = str(info.value)
+    assert "vidsort.json" in message and str(FORMAT_VERSION + 1) in message
+    assert f"up to {FORMAT_VERSION}" in message
+
+
+def test_provider_table_is_the_one_source():
+    from vidsort.options import PROVIDER_CHOICES
+    from vidsort.providers import PROVIDER_TABLE
+
+    assert PROVIDER_CHOICES == ("auto", *(p.name for p in PROVIDER_TABLE))
+    assert provider_chain("cpu") == ["CPUExecutionProvider"]
+    assert [p.name for p in PROVIDER_TABLE if p.gpu] == ["tensorrt", "cuda"]
