@@ -3,7 +3,7 @@
 # without any, the slow tests (a full-size VideoMAE-Base export) are left out, as in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh export,dev,bench
+scripts/setup.sh export,dev,bench,ray
 . .venv/bin/activate
 ruff check runtime export tests benchmarks
 if [ $# -eq 0 ]; then set -- -m "not slow"; fi

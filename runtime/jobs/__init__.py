@@ -1,0 +1,1 @@
+"""Archive jobs: `vidsort classify ... --out PATH [--resume] [--engine local|ray]`."""
