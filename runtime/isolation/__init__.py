@@ -5,6 +5,7 @@ costs one file, never the caller.
   per worker) and `IsolationSettings`.
 - `forkserver_launch` — a fork-server context whose workers do not re-run the caller's script
   (a version-gated copy of a CPython internal).
+- `memory` — the per-worker memory cap and when a worker leaves to be replaced.
 - `faults` — test-only fault injection (``VIDSORT_TEST_FAULT``).
 """
 

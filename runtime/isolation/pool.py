@@ -21,7 +21,7 @@ address space (glibc's per-thread arenas, shared libraries), which grows with co
 would make a fixed cap fail at random on big machines. Over the cap, Python raises
 ``MemoryError``, FFmpeg returns ENOMEM, decord aborts: all typed errors for that file. A worker
 that such a file left more than half full leaves before its next file, which then goes to a
-fresh worker (`_recycle_if_full`), so one oversized file costs only itself.
+fresh worker (`vidsort.isolation.memory`), so one oversized file costs only itself.
 
 Test-only fault hooks (`VIDSORT_TEST_FAULT`) live in `vidsort.isolation.faults`.
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing
 import os
-import resource
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -48,6 +47,7 @@ from vidsort import pipeline
 from vidsort.errors import DecoderCrashed, DecodeTimeout, VideoError, VidsortError
 from vidsort.isolation.faults import FAULT_ENV, inject_fault, parse_faults
 from vidsort.isolation.forkserver_launch import NoMainForkServerContext
+from vidsort.isolation.memory import EXIT_RECYCLE, cap_memory, full_for_its_cap
 from vidsort.options import DECODE_MEMORY_MB, DECODE_TIMEOUT_S, DECODE_WORKERS
 from vidsort.pipeline import PreparedClip, PrepareSpec, prepare_clip
 
@@ -101,43 +101,9 @@ def _init_worker(memory_mb: int | None, faults: tuple[tuple[str, str], ...]) -> 
         faulthandler.disable()
     if memory_mb is not None:
         try:
-            _cap_memory(memory_mb)
+            _WORKER["base"] = cap_memory(memory_mb)
         except (OSError, ValueError):  # platform without RLIMIT_DATA: run uncapped
             _WORKER["memory_mb"] = None
-
-
-def _cap_memory(memory_mb: int) -> None:
-    # Relative to the worker's idle size, so "memory_mb" means memory the decode may take,
-    # whatever the imports cost on this platform.
-    base = _WORKER["base"] = _vm_data()
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    limit = base + memory_mb * 2**20
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-
-
-#: exit status of a worker that leaves before a file because earlier files left it too full
-#: to trust under its cap; the caller resubmits that file to a fresh worker
-EXIT_RECYCLE = 86
-
-
-def _vm_data() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _recycle_if_full() -> None:
-    # What a failed decode leaves behind (FFmpeg's buffer pools, glibc's cached heap) stays
-    # charged to this worker's cap: a 4K file that hit the cap left ~57 MB of a 64 MB cap
-    # behind, and the next, small file then failed too (FFmpeg could not even start its
-    # threads: EAGAIN). A worker over half its cap before a file starts leaves instead.
-    cap, base = _WORKER["memory_mb"], _WORKER["base"]
-    if cap is not None and base and _vm_data() - base > cap * 2**20 // 2:
-        os._exit(EXIT_RECYCLE)
 
 
 def _ping() -> int:
@@ -153,7 +119,8 @@ def _prepare_in_worker(video: Any, spec: PrepareSpec, cwd: str | None) -> tuple:
     """
     if cwd is not None and cwd != _getcwd():
         os.chdir(cwd)  # relative paths mean what they meant in the caller
-    _recycle_if_full()
+    if full_for_its_cap(_WORKER["memory_mb"], _WORKER["base"]):
+        os._exit(EXIT_RECYCLE)
     try:
         inject_fault(video, _WORKER["faults"], _WORKER["memory_mb"])
         return ("ok", prepare_clip(video, spec))
@@ -349,7 +316,7 @@ class IsolatedPreparer:
                 result = DecoderCrashed(_path(head.video),
                                         "decoder pool broke twice while this file was queued")
             if result is _RECYCLED and head.attempts < 2:
-                # the worker left before starting this file (see `_recycle_if_full`): not
+                # the worker left before starting this file (see `memory.full_for_its_cap`): not
                 # this file's doing, give it a fresh worker
                 head.future = self._submit(head.video, spec)
                 head.attempts += 1

@@ -19,7 +19,14 @@ from pathlib import Path
 
 import av
 import numpy as np
-from vidsort.testing.videogen import make_clip, pattern_frames, write_video
+from vidsort.testing.videogen import (
+    audio_frame,
+    encode_all,
+    make_clip,
+    pattern_frames,
+    video_frame,
+    write_video,
+)
 
 CLASSIFY, FAIL, ANY = "classify", "fail", "any"
 
@@ -70,14 +77,8 @@ def write_frames(path: Path, frames: np.ndarray, codec: str = "libx264", pts: Se
         stream.codec_context.time_base = time_base
         if options:
             stream.options = dict(options)
-        for array, t in zip(frames, pts, strict=True):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            frame.pts = t
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream, (video_frame(array, t, time_base=time_base)
+                                       for array, t in zip(frames, pts, strict=True)))
     return path
 
 
@@ -85,15 +86,9 @@ def _audio_only(path: Path) -> Path:
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("aac", rate=16000)
         samples = (np.sin(np.arange(16000) / 8.0) * 0.3).astype(np.float32)[None, :]
-        for start in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
-                                               format="fltp", layout="mono")
-            frame.sample_rate = 16000
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream,
+                   (audio_frame(np.ascontiguousarray(samples[:, start:start + 1024]), "fltp", start)
+                    for start in range(0, samples.shape[1], 1024)))
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +31,26 @@ def pattern_frames(num_frames: int, width: int, height: int, seed: int = 0) -> n
         frames[t] = frame.astype(np.uint8)
     return frames
 
+
+
+def video_frame(array: np.ndarray, pts: int, fmt: str = "rgb24",
+                time_base: Fraction | None = None) -> av.VideoFrame:
+    """One uint8 array as a PyAV frame with its pts (and time base, when given)."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=fmt)
+    frame.pts = int(pts)
+    if time_base is not None:
+        frame.time_base = time_base
+    return frame
+
+
+def encode_all(container: av.container.OutputContainer, stream: av.stream.Stream,
+               frames: Iterable[av.VideoFrame | av.AudioFrame]) -> None:
+    """Encode ``frames`` into ``stream``, mux the packets, then flush the encoder."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 def write_video(
     path: str | Path,
@@ -62,14 +83,8 @@ def write_video(
         stream.time_base = Fraction(1, fps)
         if options:
             stream.options = dict(options)
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array),
-                                               format="gray" if grey else "rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream, (video_frame(array, i, "gray" if grey else "rgb24")
+                                       for i, array in enumerate(frames)))
     return path
 
 
@@ -157,14 +172,8 @@ def write_video_pts(path: str | Path, frames: np.ndarray, pts: list[int], codec:
         stream.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
-        for t, array in zip(pts, frames, strict=True):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            frame.pts = int(t)
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream, (video_frame(array, t, time_base=time_base)
+                                       for t, array in zip(pts, frames, strict=True)))
     return path
 
 
@@ -188,32 +197,27 @@ def write_solid_yuv(path: Path, tagged_709: bool) -> np.ndarray:
         stream.width = stream.height = 64
         if tagged_709:
             stream.codec_context.colorspace = stream.codec_context.color_range = 1
-        for t in range(3):
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream, (video_frame(yuv, t, "yuv420p") for t in range(3)))
     return rgb
 
 
 def write_audio(path: str | Path, codec: str) -> Path:
     """An audio-only file: 10 silent frames of ``codec`` (aac, flac, mp2) at 16 kHz."""
     path = Path(path)
-    layout, fmt, size = "mono", {"aac": "fltp", "flac": "s16", "mp2": "s16"}[codec], 1152
+    fmt, size = {"aac": "fltp", "flac": "s16", "mp2": "s16"}[codec], 1152
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=16000)
-        for i in range(10):
-            dtype = np.float32 if fmt == "fltp" else np.int16
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, size), dtype), format=fmt,
-                                               layout=layout)
-            frame.sample_rate, frame.pts = 16000, i * size
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        dtype = np.float32 if fmt == "fltp" else np.int16
+        encode_all(container, stream, (audio_frame(np.zeros((1, size), dtype), fmt, i * size)
+                                       for i in range(10)))
     return path
+
+
+def audio_frame(samples: np.ndarray, fmt: str, pts: int) -> av.AudioFrame:
+    """Mono samples (1, N) at 16 kHz as a PyAV frame with its pts."""
+    frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
+    frame.sample_rate, frame.pts = 16000, pts
+    return frame
 
 
 def write_cover_art_mp3(path: str | Path) -> Path:
@@ -229,12 +233,6 @@ def write_cover_art_mp3(path: str | Path) -> Path:
             if packet.dts is not None:
                 packet.stream = picture
                 out.mux(packet)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1152
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode():
-            out.mux(packet)
+        encode_all(out, audio, (audio_frame(np.zeros((1, 1152), np.float32), "fltp", i * 1152)
+                                for i in range(10)))
     return path
