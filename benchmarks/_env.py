@@ -11,12 +11,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from vidsort.bench import hardware
+
 #: distributions whose versions every result records
 VERSIONED = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "transformers", "optimum",
              "optimum-onnx", "onnx", "decord2", "av", "pillow", "vidsort")
-#: CPU flags that decide which GEMM kernels ORT / PyTorch can use
-FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-         "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
+#: CPU flags that decide which GEMM kernels ORT / PyTorch can use (one list, vidsort bench's)
+FLAGS = hardware.FLAGS
 
 
 def machine() -> dict[str, Any]:

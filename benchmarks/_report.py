@@ -126,7 +126,12 @@ def _model_section(name: str, data: dict[str, Any]) -> list[str]:
         if e and e.get("efficiency") is not None:
             out.append(f"| {c['id']} | {e['achieved_gflops']} | {e['ceiling_gflops']} "
                        f"({e['ceiling_kind']}) | {e['efficiency'] * 100:.0f}% |")
-    gpu = [c for c in data["configs"] if c.get("gpu")]
+    for variant, report in data.get("vidsort_bench", {}).items():
+        from vidsort.bench import markdown as bench_markdown
+
+        out += ["", f"vidsort model only ({variant} export; `vidsort.bench`, the code of "
+                "`vidsort bench`):", "", bench_markdown(report)]
+    gpu = [c for c in data["configs"] if c.get("gpu") and c.get("inference_only")]
     for c in gpu:
         io = c.get("inference_only", {})
         out.append(f"\nGPU {c['id']}: inference alone " + ", ".join(

@@ -2,7 +2,8 @@
 
 Every recipe offers the same operations, so the worker can drive any of them:
 ``load()``, ``latency(video)`` (one video, stage by stage), ``throughput(videos, batch_size)``
-and ``infer_only(batch_size)`` (the model alone on a random batch: GPU batch figures).
+and ``infer_only(batch_size)`` (PyTorch recipes: the model alone on a random batch, GPU batch
+figures; vidsort's model-only figures come from `vidsort.bench`, run by run.py).
 
 Stages: ``decode`` = open + sample + decode the sampled frames, ``preprocess`` = frames →
 model input, ``inference`` = the model, ``postprocess`` = logits → top-5 labels;
@@ -190,11 +191,10 @@ class VidsortRecipe:
         """Import the runtime and build the classifier; returns times."""
         t0 = time.perf_counter()
         from vidsort import VideoClassifier
-        from vidsort.pipeline import prepare_clip
-        from vidsort.postprocess import top_k_predictions
+        from vidsort.bench.measure import clip_stages
 
         t1 = time.perf_counter()
-        self.prepare_clip, self.top_k_predictions = prepare_clip, top_k_predictions
+        self.clip_stages = clip_stages
         self.clf = VideoClassifier(self.model_dir, provider=self.provider,
                                    precision=self.precision, backend=self.backend,
                                    threads=self.threads)
@@ -203,19 +203,15 @@ class VidsortRecipe:
                 "model_file": self.clf.model.model_file(self.clf.precision).name}
 
     def latency(self, video: str) -> dict[str, Any]:
-        """One video, the same calls `VideoClassifier.__call__` makes, timed apart."""
-        clf = self.clf
-        t0 = time.perf_counter()
-        prepared = self.prepare_clip(video, clf.spec)
-        t2 = time.perf_counter()
-        logits = clf.predict_logits(prepared.pixel_values)
-        t3 = time.perf_counter()
-        preds = self.top_k_predictions(logits.mean(axis=0), clf.labels, TOP_K, clf.function)
-        t4 = time.perf_counter()
-        # prepare_clip times its decode itself; the rest of its span is preprocessing.
-        t1 = t0 + min(prepared.info["timings"]["decode_s"], t2 - t0)
-        record = _record(t0, t1, t2, t3, t4, preds, prepared.info.get("frames", []))
-        record["backend_used"] = prepared.info.get("backend")
+        """One video, timed stage by stage by `vidsort.bench.measure.clip_stages` (the calls
+        `VideoClassifier.__call__` makes; the same code `vidsort bench --video` times)."""
+        r = self.clip_stages(self.clf, video)
+        record = {k: r[k] for k in ("decode_s", "preprocess_s", "inference_s", "postprocess_s",
+                                    "e2e_s")}
+        frames = [int(i) for i in np.asarray(r["frames"]).reshape(-1)]
+        record.update(top1=r["predictions"][0]["label"],
+                      frames=[frames[0], frames[-1]] if frames else [],
+                      backend_used=r["backend"])
         return record
 
     def throughput(self, videos: list[str], batch_size: int) -> dict[str, Any]:
@@ -227,14 +223,6 @@ class VidsortRecipe:
                 "first_error": errors[0] if errors else None,
                 "seconds": time.perf_counter() - started}
 
-    def infer_only(self, batch_size: int) -> float:
-        """Seconds for one session run on a random batch."""
-        model = self.clf.model
-        shape = (batch_size, model.clip_len, 3, *model.image_size)
-        pixel = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-        t0 = time.perf_counter()
-        self.clf.predict_logits(pixel)
-        return time.perf_counter() - t0
 
 
 def _record(t0: float, t1: float, t2: float, t3: float, t4: float, preds: list[dict],

@@ -150,13 +150,38 @@ def measure_group(configs: list[dict[str, Any]], plan: dict[str, Any], videos: l
             by_id[cid]["throughput"] = result
             by_id[cid]["memory"]["after_throughput"] = workers[cid].request("memory")
         if infer_batches:
-            gpu_ids = [cid for cid in workers if by_id[cid].get("gpu")]
+            # PyTorch only: vidsort's model-only figures come from vidsort.bench (model_only)
+            gpu_ids = [cid for cid in workers if by_id[cid].get("gpu")
+                       and by_id[cid]["impl"] != "vidsort"]
             for cid, result in _harness.infer_only_rounds(workers, gpu_ids, infer_batches,
                                                           plan["runs"]).items():
                 by_id[cid]["inference_only"] = result
     finally:
         for w in workers.values():
             w.close()
+
+
+def vidsort_model_only(dirs: dict[str, Path], gpu: list[str], threads: int,
+                       quick: bool) -> dict[str, Any]:
+    """vidsort's model-only rows, measured by `vidsort.bench` (the code of ``vidsort bench``):
+    CPU fp32 + int8 (dynamic, static) at batch 1; on each GPU provider fp16 + fp32 at 1, 8, 32.
+
+    Returns:
+        ``{variant dir name: vidsort.bench report}``.
+    """
+    from vidsort import bench
+
+    seconds = 1.0 if quick else 5.0
+    plans = {"dynamic": (["cpu"], ["fp32", "int8"], [1]), "static": (["cpu"], ["int8"], [1]),
+             "fp16": (gpu, ["fp16", "fp32"], [1, 8, 32])}
+    out = {}
+    for variant, (providers, precisions, batches) in plans.items():
+        if variant in dirs and providers:
+            log(f"  vidsort bench: {variant} ({', '.join(providers)}; {precisions}; {batches})")
+            out[variant] = bench.run(dirs[variant], providers=providers, precisions=precisions,
+                                     batches=batches, seconds=seconds, threads=threads,
+                                     command=f"vidsort.bench.run({variant} export)")
+    return out
 
 
 def derive(configs: list[dict[str, Any]], flops: dict[str, Any], ceiling: dict[str, Any]) -> None:
@@ -208,6 +233,8 @@ def run_model(name: str, args: argparse.Namespace, cache: Path, tmp: Path, gpu: 
     measure_group([c for c in configs if c.get("gpu")], plan, videos, gpu_folder,
                   [1, 8, 32], [1, 32])
 
+    model_only = vidsort_model_only(dirs, gpu, threads, args.quick)
+
     hf_config = json.loads((Path(source["hf_dir"]) / "config.json").read_text())
     cfg_macs = _flops.config_macs(hf_config)
     size = hf_config.get("image_size", 224)
@@ -230,6 +257,7 @@ def run_model(name: str, args: argparse.Namespace, cache: Path, tmp: Path, gpu: 
                for c in configs if not c.get("load", {}).get("ok")]
     return {"source": {k: str(v) for k, v in source.items()}, "plan": plan, "skipped": skipped,
             "model_dirs": {k: str(v) for k, v in dirs.items()}, "flops": flops,
+            "vidsort_bench": model_only,
             "ceiling": ceiling, "configs": configs}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsort.errors import ExportError, first_line
+from vidsort.export import fp16 as half
 from vidsort.export import quantize as q
 from vidsort.export.loading import LoadedModel, load_model
 from vidsort.export.onnx_config import VideoOnnxConfig, onnx_config_for
@@ -35,6 +36,7 @@ from vidsort.export.validate import (
     variant_figures,
 )
 from vidsort.manifest import VARIANT_FILES, build_manifest, file_table, write_manifest
+from vidsort.supported import BY_MODEL_TYPE
 
 QUANTIZE_MODES = (None, "dynamic", "static")
 #: real calibration clips the int8 validation also runs on (static quantization)
@@ -79,7 +81,7 @@ class _Progress:
 
 
 def _check_arguments(quantize: str | None, calibration: Sequence | None,
-                     frame_sample_rate: int, opset: int | None) -> None:
+                     frame_sample_rate: int | None, opset: int | None) -> None:
     if quantize not in QUANTIZE_MODES:
         raise ExportError(f"unknown quantization {quantize!r} (choose dynamic or static)")
     if quantize == "static" and not calibration:
@@ -87,7 +89,7 @@ def _check_arguments(quantize: str | None, calibration: Sequence | None,
     if calibration and quantize != "static":
         raise ExportError("calibration videos are only used with static quantization "
                           "(--quantize static)")
-    if int(frame_sample_rate) < 1:
+    if frame_sample_rate is not None and int(frame_sample_rate) < 1:
         raise ExportError(f"frame_sample_rate must be >= 1, got {frame_sample_rate}")
     if opset is not None and not 13 <= int(opset) <= 23:
         raise ExportError(f"opset {opset} is outside what the exporter supports (13-23)")
@@ -156,11 +158,12 @@ def export_model(
     quantize: str | None = None,
     calibration: Sequence[str | os.PathLike] | None = None,
     fp16: bool = False,
+    fp16_videos: Sequence[str | os.PathLike] | None = None,
     opset: int | None = None,
     validate: bool = True,
     overwrite: bool = False,
     optimize: bool = True,
-    frame_sample_rate: int = 4,
+    frame_sample_rate: int | None = None,
     log: Callable[[str], None] | None = print,
     quantize_options: dict[str, Any] | None = None,
 ) -> ExportReport:
@@ -171,12 +174,16 @@ def export_model(
         out_dir: directory to create (refused if non-empty unless ``overwrite``).
         quantize: None, ``"dynamic"`` or ``"static"`` (writes model_quantized.onnx).
         calibration: video files / directories for static quantization (required for it).
-        fp16: also write model_fp16.onnx (fp16 compute, float32 inputs/outputs).
+        fp16: also write model_fp16.onnx (fp16 compute, float32 inputs/outputs; see
+            `vidsort.export.fp16`).
+        fp16_videos: videos whose clips the fp16 variant's range scan and check also run on
+            (default: the calibration videos; without either, seeded noise clips only).
         opset: ONNX opset; default the architecture config's (17).
         validate: compare against PyTorch (batch 1 and 2); fp32 must be within 1e-4.
         overwrite: replace a non-empty out_dir.
         optimize: apply ORT's transformer fusions if the fused graph keeps parity.
-        frame_sample_rate: the sampling default written to the manifest.
+        frame_sample_rate: the sampling default written to the manifest (default: the
+            architecture's, `vidsort.supported`).
         log: receives progress lines (None: silent).
         quantize_options: overrides of `quantize.DYNAMIC_DEFAULTS` / `quantize.STATIC_DEFAULTS`.
 
@@ -189,15 +196,22 @@ def export_model(
     if quantize == "static":
         q.expand_videos(calibration or [])  # fail on a mistyped path before the slow steps
         q.runtime_preprocessing()
+    if fp16_videos:
+        if not fp16:
+            raise ExportError("fp16_videos (--fp16-videos) is only used with fp16 (--fp16)")
+        q.expand_videos(fp16_videos)
     progress = _Progress(log)
     with progress.step("load", f"loading {os.fspath(model)}"):
         loaded = load_model(model)
+    if frame_sample_rate is None:
+        frame_sample_rate = BY_MODEL_TYPE[loaded.model_type].frame_sample_rate
     out.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     _chmod_like_mkdir(build)
     try:
         manifest = _build(loaded, build, progress, quantize=quantize, calibration=calibration,
-                          fp16=fp16, opset=opset, validate=validate, optimize=optimize,
+                          fp16=fp16, fp16_videos=fp16_videos, opset=opset, validate=validate,
+                          optimize=optimize,
                           frame_sample_rate=frame_sample_rate,
                           quantize_options=dict(quantize_options or {}))
         _publish(build, out)
@@ -215,7 +229,8 @@ def export_model(
 
 
 def _build(loaded: LoadedModel, build: Path, progress: _Progress, *, quantize: str | None,
-           calibration: Sequence | None, fp16: bool, opset: int | None, validate: bool,
+           calibration: Sequence | None, fp16: bool, fp16_videos: Sequence | None,
+           opset: int | None, validate: bool,
            optimize: bool, frame_sample_rate: int, quantize_options: dict[str, Any]) -> dict:
     """Write every file into ``build``; return the manifest (also written there)."""
     onnx_config = onnx_config_for(loaded.config)
@@ -279,22 +294,20 @@ def _build(loaded: LoadedModel, build: Path, progress: _Progress, *, quantize: s
                     # noise inputs exceed the calibrated ranges; real clips show the deployed error
                     real = clips_reference(loaded.model, real_clips)
                     validation["int8"]["calibration_clips"] = variant_figures(dst, real)
+    fp16_settings = None
     if fp16:
-        dst = build / VARIANT_FILES["fp16"]
-        with progress.step("fp16", "converting to fp16"):
-            q.convert_fp16(fp32, dst)
+        fp16_settings, figures = _fp16(loaded, fp32, build, ref if validate else None,
+                                       fp16_videos or calibration, frame_sample_rate, progress)
         variants["fp16"] = VARIANT_FILES["fp16"]
-        if validate:
-            assert ref is not None
-            with progress.step("validate", "validating fp16 against PyTorch (CPU)"):
-                validation["fp16"] = _fp16_figures(dst, ref)
+        if figures:
+            validation["fp16"] = figures
 
     shutil.rmtree(work)
     manifest = build_manifest(
         source=loaded.source, model_type=loaded.model_type, config=config, labels=loaded.labels,
         frame_sample_rate=frame_sample_rate, variants=variants, quantization=quantization,
         validation=validation, files=file_table(build),
-        export={"opset": opset, "optimization": optimization,
+        export={"opset": opset, "optimization": optimization, "fp16": fp16_settings,
                 "preprocessor_config": preprocessor_origin, "location": loaded.location},
     )
     write_manifest(build, manifest)
@@ -339,20 +352,44 @@ def _quantize(mode: str, fp32: Path, raw: Path, dst: Path, work: Path, build: Pa
         reader = q.VideoCalibrationReader(
             calibration or [], build, num_frames=int(loaded.config.num_frames),
             frame_sample_rate=frame_sample_rate, clips_per_video=int(merged["clips_per_video"]),
-            max_clips=int(merged["max_clips"]), log=progress.say)
-        progress.say(f"calibrating on {len(reader.clips)} clip(s) from "
-                     f"{len(reader.used)} video(s)")
+            max_clips=int(merged["max_clips"]), keep=VALIDATION_CLIPS, log=progress.say)
+        progress.say(f"calibrating on up to {reader.max_clips} clip(s) from "
+                     f"{len(reader.videos)} video(s), one clip at a time")
         settings = q.quantize_static_int8(pre, dst, reader, **options)
         settings["calibration"].update(clips_per_video=int(merged["clips_per_video"]),
                                        frame_sample_rate=frame_sample_rate)
-        clips = reader.clips[:VALIDATION_CLIPS]
+        progress.say(f"calibrated on {reader.count} clip(s) from {len(reader.used)} video(s)")
+        clips = reader.kept
     settings["preprocessed"] = problem is None
     return settings, clips
 
 
-def _fp16_figures(path: Path, ref: Reference) -> dict[str, Any]:
-    """fp16 figures on CPU; a CPU build without fp16 kernels is recorded, not fatal."""
-    try:
-        return variant_figures(path, ref)
-    except Exception as exc:  # fp16 targets GPUs; CPU support varies by onnxruntime build
-        return {"status": f"not run on CPU: {first_line(exc)}"}
+def _fp16(loaded: LoadedModel, fp32: Path, build: Path, ref: Reference | None,
+          videos: Sequence | None, frame_sample_rate: int,
+          progress: _Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write and check model_fp16.onnx (`vidsort.export.fp16`); returns (settings, figures)."""
+    import numpy as np
+
+    config = loaded.config
+    clip = (int(config.num_frames), int(config.num_channels), *loaded.image_size)
+    refs: dict[str, Reference] = {}
+    if ref is not None:
+        refs["noise"] = ref
+    clips = list(ref.inputs.values()) if ref is not None else \
+        [np.random.default_rng(0).standard_normal((2, *clip)).astype(np.float32)]
+    if videos:
+        reader = q.VideoCalibrationReader(videos, build, num_frames=int(config.num_frames),
+                                          frame_sample_rate=frame_sample_rate,
+                                          max_clips=VALIDATION_CLIPS, log=progress.say)
+        clips += reader.clips
+        if ref is not None:
+            refs["real_clips"] = clips_reference(loaded.model, reader.clips)
+    dst = build / VARIANT_FILES["fp16"]
+    with progress.step("fp16", "converting to fp16 (fp32 inputs/outputs, range-checked)"):
+        settings = half.convert_fp16(fp32, dst, clips)
+    figures: dict[str, Any] = {}
+    if refs:
+        with progress.step("validate", f"checking fp16 against PyTorch fp32 "
+                                       f"({', '.join(refs)})"):
+            figures = half.check_fp16(dst, refs)
+    return settings, figures

@@ -1,4 +1,5 @@
-"""Smaller variants of the fp32 graph: int8 (ONNX Runtime dynamic or static QDQ) and fp16.
+"""Smaller variants of the fp32 graph: int8 (ONNX Runtime dynamic or static QDQ); fp16 is in
+`vidsort.export.fp16`.
 
 Defaults must be right on an x86 AVX2 CPU without VNNI and fast with VNNI: weights QInt8 with
 ``reduce_range`` (7-bit weights, so u8×s8 products cannot saturate the 16-bit intermediate of
@@ -291,17 +292,3 @@ def _seven_bit_operands(attention: Sequence[onnx.NodeProto],
                             "rmin": np.array(-bound, dtype=np.float32),
                             "rmax": np.array(bound, dtype=np.float32)}]
     return overrides
-
-
-def convert_fp16(src: Path, dst: Path) -> dict[str, Any]:
-    """fp16 weights and compute for GPUs; inputs and outputs stay float32 for the runtime.
-
-    Returns:
-        The settings used (for the manifest).
-    """
-    from onnxruntime.transformers.onnx_model import OnnxModel
-
-    model = OnnxModel(onnx.load(str(src)))
-    model.convert_float_to_float16(keep_io_types=True)
-    model.save_model_to_file(str(dst), use_external_data_format=needs_external_data(src))
-    return {"keep_io_types": True}

@@ -10,9 +10,16 @@ from typing import Any
 import numpy as np
 from vidsort.decode import DecodeLimits
 from vidsort.errors import VidsortError, error_record
+from vidsort.iobinding import runner_for
 from vidsort.isolation import IsolatedPreparer, IsolationSettings
 from vidsort.modeldir import ModelDir
-from vidsort.options import BACKENDS, DEFAULT_BACKEND, FUNCTIONS, STRATEGIES
+from vidsort.options import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    FUNCTIONS,
+    SEGMENT_BATCH_SIZE,
+    STRATEGIES,
+)
 from vidsort.pipeline import PreparedClip, PrepareSpec, iter_prepared, prepare_clip
 from vidsort.postprocess import default_function, top_k_predictions
 from vidsort.session import (
@@ -72,9 +79,14 @@ class VideoClassifier:
         self.model = ModelDir.load(model_dir)
         self.precision = resolve_precision(precision, provider, self.model.variants)
         settings = session_settings or SessionSettings(threads=threads)
-        self.session = create_session(self.model.model_file(self.precision), provider, settings)
+        clip = (self.model.num_frames, 3, *self.model.image_size)
+        self.session = create_session(self.model.model_file(self.precision), provider, settings,
+                                      input_spec=(self.model.input_name, clip))
         self.provider = session_provider(self.session)
         self._dtype = input_dtype(self.session)
+        # on GPUs an IO binding: one host -> device copy per call, from pinned memory
+        self._runner = runner_for(self.session, self.model.input_name, self.model.output_name,
+                                  self.provider, settings)
         self.spec = PrepareSpec(
             preprocessor_config=self.model.preprocess,  # parsed once, by ModelDir
             clip_len=self.model.clip_len,
@@ -125,9 +137,7 @@ class VideoClassifier:
 
     def predict_logits(self, pixel_values: np.ndarray) -> np.ndarray:
         """Run the model on preprocessed input (N, T, 3, H, W); returns logits (N, num_labels)."""
-        feed = {self.model.input_name: np.ascontiguousarray(pixel_values, dtype=self._dtype)}
-        (logits,) = self.session.run([self.model.output_name], feed)
-        return np.asarray(logits, dtype=np.float32)
+        return self._runner(pixel_values)
 
     def _spec(self, strategy: str | None, num_clips: int | None) -> PrepareSpec:
         if strategy is None and num_clips is None:
@@ -153,6 +163,31 @@ class VideoClassifier:
         prepared = prepare_clip(video, self._spec(strategy, num_clips))
         logits = self.predict_logits(prepared.pixel_values).mean(axis=0)
         return top_k_predictions(logits, self.labels, top_k, function or self.function)
+
+    def classify_segments(self, video: str | os.PathLike, stride: int | None = None,
+                          top_k: int = 5, min_score: float | None = None,
+                          batch_size: int = SEGMENT_BATCH_SIZE) -> dict[str, Any]:
+        """Labels with timestamps for a (long) video, decoded once (`vidsort.segments`).
+
+        Args:
+            video: a video file.
+            stride: source frames between window starts (default: half a window, i.e.
+                ``clip_len * frame_sample_rate // 2``).
+            top_k: labels per window and for the whole video.
+            min_score: stretches whose top score is below this get no segment.
+            batch_size: windows per inference call.
+
+        Returns:
+            ``{"video", "duration_s", "fps", "windows": [{"start_s", "end_s", "predictions"}],
+            "segments": [{"label", "start_s", "end_s", "score"}], "labels": [{"label",
+            "score"}]}``, times in seconds from the frames' timestamps. Decoding runs in a
+            worker process when the classifier isolates decoding. Raises a `VidsortError` on
+            bad input.
+        """
+        from vidsort.segments import segment_video
+
+        return segment_video(self, video, stride=stride, top_k=top_k, min_score=min_score,
+                             batch_size=batch_size).result
 
     def classify_many(
         self,
@@ -198,12 +233,25 @@ class VideoClassifier:
                 batch = []
         yield from self._run_batch(batch, top_k, function)
 
+    def classify_prepared(self, batch: list[tuple[Any, PreparedClip]], top_k: int = 5,
+                          function: str | None = None) -> Iterator[dict[str, Any]]:
+        """Classify clips prepared elsewhere (Ray tasks of `vidsort.jobs`) in one model call.
+
+        Args:
+            batch: ``(video, PreparedClip)`` pairs from `vidsort.pipeline.prepare_clip`.
+            top_k, function: as for ``__call__``.
+
+        Returns:
+            An iterator of result dicts as `classify_many` yields them, in batch order.
+        """
+        return self._run_batch(batch, top_k, function or self.function)
+
     def _run_batch(self, batch: list[tuple[Any, PreparedClip]], top_k: int,
                    function: str) -> Iterator[dict[str, Any]]:
         if not batch:
             return
         started = time.perf_counter()
-        inputs = np.concatenate([p.pixel_values for _, p in batch], axis=0)
+        inputs = self._runner.stack([p.pixel_values for _, p in batch])
         try:
             logits = self.predict_logits(inputs)
         except Exception as exc:  # e.g. out of memory on a big batch: report, do not lose inputs
