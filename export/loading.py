@@ -58,20 +58,22 @@ class LoadedModel:
         """Copy the model's preprocessor_config.json to ``dest`` or write a default one.
 
         Returns:
-            ``"copied"`` or ``"default"`` (the model had none: VideoMAEImageProcessor defaults
-            sized to the model's image_size).
+            ``"copied"`` or ``"default"`` (the model had none: its architecture's own image
+            processor with that class's defaults, resized to the model's image_size when the
+            default crop differs from it).
         """
         found = _find_file(self.location, PREPROCESSOR_NAME)
         if found is not None:
             shutil.copyfile(found, dest)
             return "copied"
-        from transformers import VideoMAEImageProcessor
+        import transformers
+        from vidsort.supported import BY_MODEL_TYPE
 
+        processor = getattr(transformers, BY_MODEL_TYPE[self.model_type].processors[0])()
         height, width = self.image_size
-        processor = VideoMAEImageProcessor(
-            size={"shortest_edge": min(height, width)},
-            crop_size={"height": height, "width": width},
-        )
+        if (processor.crop_size["height"], processor.crop_size["width"]) != (height, width):
+            processor.size = {"shortest_edge": min(height, width)}
+            processor.crop_size = {"height": height, "width": width}
         processor.to_json_file(str(dest))
         return "default"
 

@@ -12,7 +12,7 @@ from collections import OrderedDict
 import torch
 from optimum.exporters.onnx.base import OnnxConfig
 from optimum.exporters.onnx.config import VisionOnnxConfig
-from optimum.exporters.onnx.model_patcher import ModelPatcher
+from optimum.exporters.onnx.model_patcher import ModelPatcher, PatchingSpec
 from optimum.exporters.tasks import TasksManager
 from optimum.utils import DummyVisionInputGenerator, NormalizedVisionConfig
 from vidsort.manifest import TASK
@@ -144,6 +144,48 @@ class VideoOnnxConfig(VisionOnnxConfig):
 @register_onnx("videomae", TASK)
 class VideoMAEOnnxConfig(VideoOnnxConfig):
     """VideoMAE (``VideoMAEForVideoClassification``): NTCHW clip in, ``logits`` out."""
+
+
+@register_onnx("timesformer", TASK)
+class TimesformerOnnxConfig(VideoOnnxConfig):
+    """TimeSformer (``TimesformerForVideoClassification``): NTCHW clip in, ``logits`` out."""
+
+
+def _vivit_embeddings_forward(self, pixel_values: torch.Tensor,
+                              interpolate_pos_encoding: bool = False) -> torch.Tensor:
+    """``VivitEmbeddings.forward`` with the class token broadcast by ``expand``, not ``tile``.
+
+    Why: ``tile`` with a traced batch size exports as two ``If`` nodes (torch's rank check of the
+    repeats), which ONNX Runtime's symbolic shape inference cannot see through; without shapes,
+    ``quant_pre_process`` and then dynamic int8 quantization fail. ``expand`` gives the same
+    tensor as one ``Expand`` node.
+    """
+    batch_size, _, _, height, width = pixel_values.shape
+    embeddings = self.patch_embeddings(pixel_values,
+                                       interpolate_pos_encoding=interpolate_pos_encoding)
+    cls_tokens = self.cls_token.expand(batch_size, -1, -1)
+    embeddings = torch.cat((cls_tokens, embeddings), dim=1)
+    if interpolate_pos_encoding:
+        embeddings = embeddings + self.interpolate_pos_encoding(embeddings, height, width)
+    else:
+        embeddings = embeddings + self.position_embeddings
+    return self.dropout(embeddings)
+
+
+@register_onnx("vivit", TASK)
+class VivitOnnxConfig(VideoOnnxConfig):
+    """ViViT (``VivitForVideoClassification``): NTCHW clip in, ``logits`` out.
+
+    Attention is transformers' pluggable kind, so `FusableAttentionPatcher` applies as for
+    VideoMAE; the embeddings get one patch (`_vivit_embeddings_forward`).
+    """
+
+    @property
+    def PATCHING_SPECS(self) -> list[PatchingSpec]:  # noqa: N802 (optimum's attribute name)
+        # a fresh list each time: optimum's ModelPatcher extends the list it is given
+        from transformers.models.vivit.modeling_vivit import VivitEmbeddings
+
+        return [PatchingSpec(VivitEmbeddings, "forward", _vivit_embeddings_forward)]
 
 
 def supported_model_types() -> list[str]:

@@ -80,7 +80,7 @@ class ModelDir:
         preprocessor = read_json_object(root / CONFIG_NAME)
         arch = check_supported(config, preprocessor, root / "config.json", root / CONFIG_NAME)
         try:
-            preprocess = parse_config(preprocessor)
+            preprocess = parse_config(preprocessor, default_processor=arch.processors[0])
         except ValueError as exc:
             raise ModelDirError(f"{root / CONFIG_NAME}: {exc}") from None
 
@@ -103,7 +103,7 @@ class ModelDir:
             input_name=manifest.get("input", {}).get("name", "pixel_values"),
             output_name=manifest.get("output", {}).get("name", "logits"),
             clip_len=int(sampling.get("clip_len", num_frames)),
-            frame_sample_rate=int(sampling.get("frame_sample_rate", 4)),
+            frame_sample_rate=int(sampling.get("frame_sample_rate", arch.frame_sample_rate)),
             strategy=str(sampling.get("strategy", "centre")),
             problem_type=manifest.get("problem_type", config.get("problem_type")),
             variants=variants,

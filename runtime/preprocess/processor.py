@@ -1,11 +1,13 @@
-"""Frames → model input, equal to transformers' ``VideoMAEImageProcessor``, in NumPy.
+"""Frames → model input, equal to transformers' ``VideoMAEImageProcessor`` (VideoMAE,
+TimeSformer) or ``VivitImageProcessor`` (ViViT), in NumPy.
 
-What the processor does per frame (transformers 4.57, for a uint8 RGB frame):
+What the processors do per frame (transformers 4.57, for a uint8 RGB frame):
 
 1. resize with Pillow (``size``: ``shortest_edge`` → ``int(s * long / short)`` for the long edge,
    or an explicit ``height``/``width``; ``resample`` filter), rounding to uint8;
 2. centre crop to ``crop_size`` (zero padding where the image is smaller);
-3. rescale (``x * rescale_factor``) and normalise (``(x - mean) / std``); channels first.
+3. rescale (``x * rescale_factor``; ViViT's ``offset`` then subtracts 1) and normalise
+   (``(x - mean) / std``); channels first.
 
 `VideoPreprocessor` reproduces Pillow's arithmetic (see `resample`) but only computes the
 pixels the crop keeps, reads only the input rows they need (and columns, unless they are most of
@@ -27,7 +29,12 @@ from pathlib import Path
 
 import numpy as np
 from vidsort.errors import ModelDirError
-from vidsort.preprocess.config import CONFIG_NAME, PreprocessConfig, parse_config
+from vidsort.preprocess.config import (
+    CONFIG_NAME,
+    DEFAULT_PROCESSOR,
+    PreprocessConfig,
+    parse_config,
+)
 from vidsort.preprocess.resample import NEAREST, AxisResampler
 from vidsort.preprocess.resample_passes import resample_cols, resample_rows
 
@@ -55,12 +62,12 @@ def _axis(in_size: int, resized: int, crop: int | None, resample: int, block: in
 
 
 class VideoPreprocessor:
-    """NumPy equivalent of ``VideoMAEImageProcessor`` for one clip of uint8 RGB frames.
+    """NumPy equivalent of the model's image processor for one clip of uint8 RGB frames.
 
     ``VideoPreprocessor.from_pretrained(model_dir)(frames)`` equals
     ``VideoMAEImageProcessor.from_pretrained(model_dir)(list(frames),
-    return_tensors="np")["pixel_values"]`` to within about one uint8 level (Pillow's rounding is
-    reproduced; only float32 summation order differs).
+    return_tensors="np")["pixel_values"]`` (``VivitImageProcessor`` for ViViT) to within about one
+    uint8 level (Pillow's rounding is reproduced; only float32 summation order differs).
     """
 
     def __init__(self, config: PreprocessConfig, num_threads: int | None = None):
@@ -74,24 +81,21 @@ class VideoPreprocessor:
         self._plans: OrderedDict[tuple[int, int], tuple[_Axis, _Axis]] = OrderedDict()
         self._pid = -1
         self._reset_threads()
-        cfg = config
-        scale = np.full(3, cfg.rescale_factor if cfg.do_rescale else 1.0)
-        bias = np.zeros(3)
-        if cfg.do_normalize:
-            std = np.asarray(cfg.image_std)
-            scale, bias = scale / std, -np.asarray(cfg.image_mean) / std
-        self._scale = scale.astype(np.float32)
-        self._bias = bias.astype(np.float32)
+        scale, bias = config.affine()
+        self._scale = np.asarray(scale, np.float32)
+        self._bias = np.asarray(bias, np.float32)
 
     @classmethod
     def from_dict(cls, config: dict, num_threads: int | None = None,
-                  source: str | os.PathLike | None = None) -> VideoPreprocessor:
+                  source: str | os.PathLike | None = None,
+                  default_processor: str = DEFAULT_PROCESSOR) -> VideoPreprocessor:
         """Build from a preprocessor config dict.
 
         Args:
             config: the parsed ``preprocessor_config.json``.
             num_threads: see `__init__`.
             source: the file the dict came from, for error messages.
+            default_processor: the processor class when ``config`` names none.
 
         Returns:
             The preprocessor.
@@ -100,7 +104,7 @@ class VideoPreprocessor:
             ModelDirError: the config is malformed or asks for something unsupported.
         """
         try:
-            return cls(parse_config(config), num_threads=num_threads)
+            return cls(parse_config(config, default_processor), num_threads=num_threads)
         except ValueError as exc:
             where = os.fspath(source) if source is not None else "preprocessor config"
             raise ModelDirError(f"{where}: {exc}") from None
@@ -109,6 +113,9 @@ class VideoPreprocessor:
     def from_pretrained(cls, model_dir: str | os.PathLike,
                         num_threads: int | None = None) -> VideoPreprocessor:
         """Build from ``model_dir/preprocessor_config.json``.
+
+        A config that names no processor class gets the model's own (``config.json``'s
+        ``model_type`` looked up in `vidsort.supported`; VideoMAE's without one).
 
         Args:
             model_dir: a model directory (exported by vidsort or by transformers).
@@ -131,7 +138,10 @@ class VideoPreprocessor:
             config = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelDirError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(config, num_threads=num_threads, source=path)
+        from vidsort.supported import default_processor  # here: vidsort.supported imports us
+
+        return cls.from_dict(config, num_threads=num_threads, source=path,
+                             default_processor=default_processor(model_dir))
 
     @property
     def crop_size(self) -> tuple[int, int] | None:
