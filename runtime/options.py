@@ -12,7 +12,8 @@ from vidsort.providers import PROVIDER_CHOICES
 
 __all__ = ["PROVIDER_CHOICES", "PRECISION_CHOICES", "BACKENDS", "DEFAULT_BACKEND", "STRATEGIES",
            "FUNCTIONS", "MAX_FILE_BYTES", "MAX_PIXELS", "MAX_DURATION_S", "DECODE_WORKERS",
-           "DECODE_TIMEOUT_S", "DECODE_MEMORY_MB"]
+           "DECODE_TIMEOUT_S", "DECODE_MEMORY_MB", "SEGMENT_BATCH_SIZE",
+           "ENGINES"]
 
 #: model variants (``auto``: int8 on CPU, fp16 on GPU, when exported)
 PRECISION_CHOICES: tuple[str, ...] = ("auto", *VARIANT_FILES)
@@ -37,3 +38,9 @@ MAX_DURATION_S = 6 * 3600.0
 DECODE_WORKERS = 1
 DECODE_TIMEOUT_S = 60.0
 DECODE_MEMORY_MB = 3072
+
+#: engines of archive jobs (``classify --out``, `vidsort.jobs`): this process, or Ray Data
+ENGINES: tuple[str, ...] = ("local", "ray")
+
+#: windows per inference call for long videos (`vidsort.segments`, ``classify --segments``)
+SEGMENT_BATCH_SIZE = 4

@@ -1,0 +1,72 @@
+"""``vidsort classify ... --out PATH``: the command-line face of a job.
+
+`vidsort.cli` hands the parsed arguments here when ``--out`` is given; this builds the
+`JobSpec`, runs it and prints the summary line. Exit codes as for ``classify``: 0 every input
+classified, 1 some inputs have error records, 2 usage or model errors; 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vidsort.decode import DecodeLimits
+from vidsort.isolation import IsolationSettings
+from vidsort.jobs.job import JobSpec, run_job
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """The job the ``classify`` arguments describe.
+
+    Args:
+        args: parsed ``vidsort classify`` arguments with ``--out``.
+
+    Returns:
+        The `JobSpec`.
+    """
+    limits = DecodeLimits(max_file_bytes=int(args.max_file_mb * 1024**2),
+                          max_pixels=args.max_pixels, max_duration_s=args.max_duration,
+                          max_frames=args.max_frames)
+    isolation = None
+    if args.isolate:
+        # fork: the worker starts before the model loads, from a process without threads
+        isolation = IsolationSettings(workers=args.decode_workers, timeout_s=args.timeout,
+                                      memory_mb=args.max_memory_mb or None, start_method="fork")
+    classifier = dict(provider=args.provider, precision=args.precision, backend=args.backend,
+                      threads=args.threads, strategy=args.strategy, num_clips=args.clips,
+                      limits=limits)
+    return JobSpec(model_dir=args.model_dir, inputs=tuple(args.videos), out=args.out,
+                   recursive=args.recursive, resume=args.resume, engine=args.engine,
+                   ray_address=args.ray_address, classifier=classifier, isolation=isolation,
+                   top_k=args.top_k, function=args.function, batch_size=args.batch_size,
+                   flush_every=args.flush_every)
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the job's arguments, in one line, or None."""
+    if min(args.top_k, args.clips, args.batch_size, args.decode_workers) < 1 or args.timeout <= 0:
+        return ("--top-k, --clips, --batch-size and --decode-workers must be >= 1 and "
+                "--timeout > 0")
+    if args.flush_every is not None and args.flush_every < 1:
+        return "--flush-every must be >= 1"
+    if args.ray_address and args.engine != "ray":
+        return "--ray-address needs --engine ray"
+    if getattr(args, "segments", False) or getattr(args, "vtt", None) or getattr(
+            args, "plot", None):
+        return "--segments, --vtt and --plot do not work with --out yet"
+    return None
+
+
+def run_job_command(args: argparse.Namespace) -> int:
+    """Run the job, print its summary line on stderr and return the exit code."""
+    problem = usage_problem(args)
+    if problem:
+        print(f"vidsort classify: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = run_job(spec_from_args(args))
+    print(f"vidsort classify: {summary.line()}", file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if summary.any_failed else EXIT_OK
