@@ -188,6 +188,21 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", metavar="OUT.md", help="write Markdown tables")
 
 
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="check a model dir against its manifest (torch-free)",
+                       description="Check MODEL_DIR: every file's size and sha256 against "
+                                   "vidsort.json, its format version, that each variant loads "
+                                   "in ONNX Runtime with the manifest's input/output shapes and "
+                                   "labels; with --video, classify it with each variant and "
+                                   "report top-1 agreement. Exit 0 all good, 1 a check failed "
+                                   "(one line per failure, naming the file), 2 usage.")
+    p.add_argument("model_dir", help="directory written by `vidsort export`")
+    p.add_argument("--video", metavar="FILE", help="classify FILE with every variant")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.add_argument("--require-agreement", action="store_true",
+                   help="with --video: a variant whose top-1 differs from fp32's fails")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs)."""
     parser = argparse.ArgumentParser(prog="vidsort", description=__doc__.splitlines()[0])
@@ -198,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_bench(sub)
     _add_serve(sub)
+    _add_verify(sub)
     return parser
 
 
@@ -311,11 +327,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vidsort.verify import run_command
+
+    return run_command(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vidsort` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     handlers = {"export": _cmd_export, "classify": _cmd_classify, "demo": _cmd_demo,
-                "serve": _cmd_serve, "bench": _cmd_bench}
+                "serve": _cmd_serve, "bench": _cmd_bench, "verify": _cmd_verify}
     started = time.perf_counter()
     try:
         return handlers[args.command](args)
