@@ -34,11 +34,12 @@ that would open other files or the network (HLS, DASH, concat, SDP...) are refus
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -206,14 +207,28 @@ def _read_pyav(path: str, sampler: Callable[[int], np.ndarray], num_threads: int
     ``container`` (already open, or None) is used and closed."""
     reader = None
     try:
-        reader = PyAVReader(path, lambda: _open(path), num_threads, size, limits.max_frames,
-                            container=container)
-        frames, indices = reader.read(guard_sampler(sampler))
+        with pyav_errors(path):
+            reader = PyAVReader(path, lambda: _open(path), num_threads, size, limits.max_frames,
+                                container=container)
+            frames, indices = reader.read(guard_sampler(sampler))
         return frames, indices, reader.num_frames, reader.decoded
-    except VideoError:
-        raise
     except SamplerFailed as exc:
         raise exc.__cause__ from None  # the caller's own mistake, unchanged
+    finally:
+        if reader is not None:
+            reader.close()
+        elif container is not None:
+            container.close()
+
+
+@contextlib.contextmanager
+def pyav_errors(path: str) -> Iterator[None]:
+    """Turn what PyAV raises while reading ``path`` into typed errors naming it (`VideoError`
+    and `SamplerFailed` pass through)."""
+    try:
+        yield
+    except (VideoError, SamplerFailed):
+        raise
     except av.FFmpegError as exc:
         raise VideoDecodeError(path, f"decoding failed: {first_line(exc, 300)}") from None
     except MemoryError:
@@ -221,11 +236,6 @@ def _read_pyav(path: str, sampler: Callable[[int], np.ndarray], num_threads: int
     except Exception as exc:  # a PyAV bug or an odd stream: still a typed error
         raise VideoDecodeError(path, f"decoding failed: {type(exc).__name__}: "
                                      f"{first_line(exc, 300)}") from None
-    finally:
-        if reader is not None:
-            reader.close()
-        elif container is not None:
-            container.close()
 
 
 # -- checks before decoding --------------------------------------------------------------------
