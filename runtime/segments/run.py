@@ -77,10 +77,12 @@ def segment_video(clf, video: str | os.PathLike, *, stride: int | None = None,
     chunk = CHUNK_FRAMES
     # enough chunks for the next batch of windows to be decoded while the model runs this one
     ahead = math.ceil(batch_size * spec.clip_len / chunk) + 1
-    args = (video, spec, stride, stride_s, chunk)
     settings = _isolation(clf, isolate)
-    stream = (stream_in_worker(produce_frames, args, settings, name, ahead) if settings
-              else _in_thread(produce_frames(*args), ahead, name))
+    if settings:  # a decode worker of our own: one BLAS thread (see produce_frames)
+        args = (video, spec, stride, stride_s, chunk, 1)
+        stream = stream_in_worker(produce_frames, args, settings, name, ahead)
+    else:
+        stream = _in_thread(produce_frames(video, spec, stride, stride_s, chunk), ahead, name)
     try:
         run = _consume(clf, stream, batch_size, progress, name)
     finally:
