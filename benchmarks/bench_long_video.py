@@ -15,8 +15,8 @@ Each (model, video) runs in a fresh child process, so its RSS is that video's al
    a few batches before and after the end-to-end run (the machine is shared: both are kept,
    the median is used);
 2. end to end: ``segment_video`` with decoding in a worker process, as ``vidsort classify
-   --segments`` runs it; peak RSS of this process (``ru_maxrss``) and of the decode worker
-   (sampled every 0.2 s with psutil);
+   --segments`` runs it; peak RSS (``VmHWM``) of this process and of the decode worker (read
+   every 0.2 s while it lives);
 3. the decode pass alone: the same producer in a decode worker without the model (decode, RGB,
    preprocess of the frames the windows need).
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -113,6 +112,15 @@ def _model_rounds(clf, batch: np.ndarray, rounds: int) -> list[float]:
     return out
 
 
+def _vm_hwm(pid: int | str) -> int:
+    """Peak RSS of a live process in bytes (``VmHWM`` in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class _TreeRss:
     """Samples the RSS of this process's descendants (the fork server and decode workers)."""
 
@@ -132,8 +140,8 @@ class _TreeRss:
             for child in self._me.children(recursive=True):
                 try:
                     if child.ppid() != self._me.pid:  # a grandchild: a decode worker
-                        self.worker_peak = max(self.worker_peak, child.memory_info().rss)
-                except psutil.Error:
+                        self.worker_peak = max(self.worker_peak, _vm_hwm(child.pid))
+                except (psutil.Error, OSError):
                     continue
 
     def __enter__(self) -> _TreeRss:
@@ -162,7 +170,9 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     del batch
     with _TreeRss() as tree:
         run = segment_video(clf, config["video"], batch_size=batch_size)
-    main_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a child of a parent
+    # that once held a model export would report the parent's peak
+    main_peak = _vm_hwm("self")
     load.append(os.getloadavg())
     batch = _first_windows(clf, config["video"], batch_size)
     model_after = _model_rounds(clf, batch, config["model_rounds"])

@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -165,11 +165,13 @@ def _progress_bar(total: int, name: str, enabled: bool):
 def _isolation(clf, isolate: bool | None) -> IsolationSettings | None:
     if isolate is False or (isolate is None and clf.isolation is None):
         return None
-    if isinstance(clf.isolation, IsolatedPreparer):
-        return clf.isolation.settings
-    if isinstance(clf.isolation, IsolationSettings):
-        return clf.isolation
-    return IsolationSettings()
+    settings = clf.isolation.settings if isinstance(clf.isolation, IsolatedPreparer) else \
+        clf.isolation if isinstance(clf.isolation, IsolationSettings) else IsolationSettings()
+    if settings.start_method == "fork":
+        # a worker per video, started while the model's inference threads run: forking this
+        # process then could deadlock the worker; the fork server's are clean
+        settings = replace(settings, start_method=None)
+    return settings
 
 
 def _check_arguments(video: Any, stride: int | None, stride_s: float | None, top_k: int,
