@@ -78,13 +78,21 @@ class LiveServer:
             self._reader.join(5)
 
 
+def _default_scheduling() -> None:
+    # A test process that encoded an AV1 clip as root runs under SCHED_FIFO 99 (SVT-AV1 sets
+    # it); the server would inherit that, and a busy-waiting thread could starve the machine.
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 @contextlib.contextmanager
 def live_server(model_dir: Path, tmp_dir: Path, *args: str) -> Iterator[LiveServer]:
     """Start ``vidsort serve model_dir --port 0 *args`` with TMPDIR=tmp_dir; stop it after."""
     env = {**os.environ, "TMPDIR": str(tmp_dir), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vidsort", "serve", str(model_dir),
                              "--port", "0", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_default_scheduling)
     lines = []
     url = None
     for line in proc.stdout:  # the server prints its URL once it listens

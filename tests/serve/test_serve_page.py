@@ -48,6 +48,17 @@ def test_page_shows_the_label_of_a_picked_clip(tiny_motion_dir, rendered_clips, 
             if os.environ.get("VIDSORT_SCREENSHOT"):
                 Path(os.environ["VIDSORT_SCREENSHOT"]).write_bytes(shot.read_bytes())
 
+            if page.locator("#segments-option").is_visible():  # long-video segments exist
+                page.check("#segments")
+                page.set_input_files("#file", str(rendered_clips["growing"]))
+                page.wait_for_function("document.querySelector('#file-name').textContent"
+                                       ".startsWith('growing')")
+                block = page.locator("#timeline > div").first
+                block.wait_for(timeout=30_000)
+                assert block.text_content() == "growing"
+                assert "segments" in page.locator("#timings").text_content()
+                page.uncheck("#segments")
+
             # an error is shown on the page, not as a broken page
             bad = tmp_path / "notes.mp4"
             bad.write_bytes(b"not a video at all\n" * 20)
