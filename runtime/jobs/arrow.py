@@ -25,10 +25,11 @@ def pa():
 def schema():
     """The Arrow schema of job records (column order as in a ``--json`` line)."""
     pyarrow = pa()
+    f64 = pyarrow.float64()
+    ranked = pyarrow.list_(pyarrow.struct([("label", pyarrow.string()), ("score", f64)]))
     return pyarrow.schema([
         ("video", pyarrow.string()),
-        ("predictions", pyarrow.list_(pyarrow.struct([("label", pyarrow.string()),
-                                                      ("score", pyarrow.float64())]))),
+        ("predictions", ranked),
         ("error", pyarrow.struct([("type", pyarrow.string()), ("message", pyarrow.string())])),
         ("backend", pyarrow.string()),
         ("fallback", pyarrow.string()),
@@ -36,11 +37,19 @@ def schema():
         ("width", pyarrow.int64()),
         ("height", pyarrow.int64()),
         ("frames", pyarrow.list_(pyarrow.int64())),
-        ("timings", pyarrow.map_(pyarrow.string(), pyarrow.float64())),
+        ("timings", pyarrow.map_(pyarrow.string(), f64)),
         ("precision", pyarrow.string()),
         ("provider", pyarrow.string()),
+        # with --segments (`vidsort.segments`): the timeline instead of "predictions"
+        ("duration_s", f64),
+        ("fps", f64),
+        ("windows", pyarrow.list_(pyarrow.struct([("start_s", f64), ("end_s", f64),
+                                                  ("predictions", ranked)]))),
+        ("segments", pyarrow.list_(pyarrow.struct([("label", pyarrow.string()), ("start_s", f64),
+                                                   ("end_s", f64), ("score", f64)]))),
+        ("labels", ranked),
         ("size", pyarrow.int64()),
-        ("mtime", pyarrow.float64()),
+        ("mtime", f64),
         ("extra", pyarrow.string()),
     ])
 
@@ -60,6 +69,20 @@ def to_table(records: list[dict[str, Any]]):
         rest = {k: v for k, v in record.items() if k not in columns}
         columns["extra"].append(json.dumps(rest) if rest else None)
     return pyarrow.Table.from_pydict(columns, schema=table_schema)
+
+
+def conform(table):
+    """``table`` in today's `schema`: columns an older vidsort did not write become nulls (a
+    job resumed after an upgrade merges old and new parts into one file)."""
+    pyarrow = pa()
+    target = schema()
+    unknown = set(table.column_names) - set(target.names)
+    if unknown:
+        raise ValueError(f"columns {sorted(unknown)} are not in this vidsort's record schema "
+                         "(written by a newer version?)")
+    columns = [table.column(f.name) if f.name in table.column_names
+               else pyarrow.nulls(len(table), f.type) for f in target]
+    return pyarrow.Table.from_arrays(columns, schema=target)
 
 
 def to_records(table) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ classified, 1 some inputs have error records, 2 usage or model errors; 130 after
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from vidsort.decode import DecodeLimits
@@ -37,11 +38,15 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     classifier = dict(provider=args.provider, precision=args.precision, backend=args.backend,
                       threads=args.threads, strategy=args.strategy, num_clips=args.clips,
                       limits=limits)
+    segments = None
+    if args.segments:
+        segments = dict(stride_s=args.stride_s, min_score=args.min_score,
+                        batch_size=args.window_batch)
     return JobSpec(model_dir=args.model_dir, inputs=tuple(args.videos), out=args.out,
                    recursive=args.recursive, resume=args.resume, engine=args.engine,
                    ray_address=args.ray_address, classifier=classifier, isolation=isolation,
                    top_k=args.top_k, function=args.function, batch_size=args.batch_size,
-                   flush_every=args.flush_every)
+                   segments=segments, flush_every=args.flush_every)
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
@@ -53,9 +58,17 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return "--flush-every must be >= 1"
     if args.ray_address and args.engine != "ray":
         return "--ray-address needs --engine ray"
-    if getattr(args, "segments", False) or getattr(args, "vtt", None) or getattr(
-            args, "plot", None):
-        return "--segments, --vtt and --plot do not work with --out yet"
+    if args.vtt or args.plot:
+        return "--vtt and --plot do not work with --out (the records hold the segments)"
+    if args.segments:
+        if args.engine != "local":
+            return "--segments runs on the local engine only (for now)"
+        if args.stride_s is not None and not (math.isfinite(args.stride_s) and args.stride_s > 0):
+            return "--stride-s must be a number of seconds > 0"
+        if args.min_score is not None and not math.isfinite(args.min_score):
+            return "--min-score must be a number"
+        if args.window_batch < 1:
+            return "--window-batch must be >= 1"
     return None
 
 

@@ -41,6 +41,9 @@ class JobSpec:
         classifier: `VideoClassifier` keyword arguments other than ``isolation``.
         isolation: decode worker settings (None: decode in threads of the same process).
         top_k, function, batch_size: as for `VideoClassifier.classify_many`.
+        segments: for ``--segments``, `vidsort.segments.segment_video` options (``stride_s``,
+            ``min_score``, ``batch_size``): each record is then a timeline; None: one set of
+            labels per file.
         progress: show a progress bar (None: when stderr is a terminal).
         flush_every: records per write (None: the store's ``batch_records``).
     """
@@ -57,6 +60,7 @@ class JobSpec:
     top_k: int = 5
     function: str | None = None
     batch_size: int = 1
+    segments: Mapping[str, Any] | None = None
     progress: bool | None = None
     flush_every: int | None = None
 
@@ -182,6 +186,8 @@ def run_job(spec: JobSpec) -> JobSummary:
     """
     if spec.engine not in ENGINES:
         raise JobError(f"unknown engine {spec.engine!r}; choose one of {', '.join(ENGINES)}")
+    if spec.segments is not None and spec.engine != "local":
+        raise JobError("--segments runs on the local engine only (for now)")
     if spec.engine == "ray":
         import_extra("ray.data", "ray")  # missing: say so before the output is touched
     started = time.perf_counter()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
+from vidsort.errors import error_record
 from vidsort.jobs.job import JobSpec, RecordSink, StopFlag
 from vidsort.jobs.records import FileKey, make_record
 
@@ -24,6 +26,8 @@ def run_local(spec: JobSpec, pending: Iterable[tuple[str, FileKey]], sink: Recor
     from vidsort.classifier import VideoClassifier
     from vidsort.isolation import IsolatedPreparer
 
+    if spec.segments is not None:
+        return _run_segments(spec, pending, sink, stop)
     preparer = None
     if spec.isolation is not None:
         # Start the decode worker before the model loads: a fork of a small process without
@@ -51,3 +55,25 @@ def run_local(spec: JobSpec, pending: Iterable[tuple[str, FileKey]], sink: Recor
     finally:
         if preparer is not None:
             preparer.close()
+
+
+def _run_segments(spec: JobSpec, pending: Iterable[tuple[str, FileKey]], sink: RecordSink,
+                  stop: StopFlag) -> None:
+    """``--segments``: a timeline per file (`vidsort.segments.segment_video`), one file at a
+    time, each decoded by a worker that streams it while the model runs."""
+    from vidsort.classifier import VideoClassifier
+    from vidsort.segments.run import segment_video
+
+    # a video's stream worker forks from a fork server: never from this process once it runs
+    # inference threads
+    isolation = None if spec.isolation is None else replace(spec.isolation, start_method=None)
+    clf = VideoClassifier(spec.model_dir, **spec.classifier, isolation=isolation)
+    for path, key in pending:
+        try:
+            result = segment_video(clf, path, top_k=spec.top_k, function=spec.function,
+                                   **spec.segments).result
+        except Exception as exc:  # VideoError, or a bug on one file: its record, not the job's end
+            result = {"video": key.video, "error": error_record(exc)}
+        sink.add(make_record(result, key, clf.precision, clf.provider))
+        if stop.is_set():
+            break

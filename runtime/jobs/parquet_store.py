@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsort.errors import first_line
-from vidsort.jobs.arrow import ALWAYS, pa, schema, to_records, to_table
+from vidsort.jobs.arrow import ALWAYS, conform, pa, schema, to_records, to_table
 from vidsort.jobs.records import FileKey, is_error, record_key
 from vidsort.jobs.store import DoneIndex, JobError, fsync_dir, lock, refuse_existing
 
@@ -198,7 +198,10 @@ class ParquetFileStore:
                         keep.append(digest not in seen)
                         seen.add(digest)
                     table = pyarrow.Table.from_batches([batch]).filter(pyarrow.array(keep))
-                    writer.write_table(table.cast(schema()))
+                    try:
+                        writer.write_table(conform(table))
+                    except (ValueError, pyarrow.ArrowInvalid) as exc:
+                        raise JobError(f"{source}: {first_line(exc)}") from None
         _fsync_file(tmp)
         os.replace(tmp, self.path)
         fsync_dir(self.path.parent)

@@ -33,12 +33,13 @@ from vidsort.isolation import IsolatedPreparer, IsolationSettings
 from vidsort.jobs.job import JobSpec, RecordSink, StopFlag
 from vidsort.jobs.records import FileKey, make_record
 from vidsort.jobs.store import JobError
-from vidsort.options import DECODE_MEMORY_MB
 from vidsort.pipeline import PreparedClip, PrepareSpec, iter_prepared, prepare_clip
 from vidsort.providers import PROVIDERS_BY_NAME
 
 #: files per Ray dataset (see the module docstring)
 CHUNK_FILES = 10_000
+#: files a Ray decode worker takes before it is replaced (see `_dataset`)
+DECODE_TASK_CALLS = 1000
 
 _PREPARERS: dict[IsolationSettings, IsolatedPreparer] = {}  # per Ray worker process
 
@@ -139,19 +140,18 @@ def _actor_resources(ray: Any, spec: JobSpec) -> tuple[dict[str, float], int]:
     row = PROVIDERS_BY_NAME.get(provider)
     cluster = ray.cluster_resources()
     if row is not None and row.gpu:
-        return {"num_cpus": 1, "num_gpus": 1}, max(1, int(cluster.get("GPU", 0)))
-    # CPU actors: ``--threads`` sizes them; one CPU per actor is left to the decode tasks
-    cpus = max(1, int(spec.classifier.get("threads") or 1))
-    return {"num_cpus": cpus}, max(1, int(cluster.get("CPU", 1)) // (cpus + 1))
-
-
-def _decode_memory(isolation: IsolationSettings | None) -> int:
-    """Bytes of memory a decode task reserves: what one decode may take (its cap, or the
-    default cap when none is set), so Ray packs no more decoders on a node than fit. Being
-    unlike the actors' resources, it also keeps Ray Data from fusing the decode tasks into the
-    actors: decoding stays on its own CPU workers."""
-    memory_mb = isolation.memory_mb if isolation is not None else None
-    return (memory_mb or DECODE_MEMORY_MB) * 2**20
+        gpus = int(cluster.get("GPU", 0))
+        if gpus < 1:  # Ray Data would wait for one forever
+            raise JobError(f"--provider {provider} with --engine ray needs GPUs in the Ray "
+                           "cluster, and it has none")
+        return {"num_cpus": 1, "num_gpus": 1}, gpus
+    # CPU actors reserve their ``--threads`` (1 when ORT takes every core), but never a whole
+    # node: an actor holding every CPU would leave none to the decode tasks, and Ray Data would
+    # wait forever. (The reservation is Ray's bookkeeping; ORT runs its threads regardless.)
+    node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")),
+                    default=1)
+    cpus = min(float(spec.classifier.get("threads") or 1), max(node_cpus - 1, node_cpus / 2))
+    return {"num_cpus": cpus}, max(1, int(cluster.get("CPU", 1) // (cpus + 1)))
 
 
 def _dataset(ray: Any, spec: JobSpec, chunk: list[tuple[str, FileKey]], prepare: PrepareSpec,
@@ -160,8 +160,13 @@ def _dataset(ray: Any, spec: JobSpec, chunk: list[tuple[str, FileKey]], prepare:
             for path, key in chunk]
     resources, max_actors = _actor_resources(ray, spec)
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    ds = ds.map_batches(prepare_files, batch_size=1, num_cpus=1,
-                        memory=_decode_memory(spec.isolation),
+    # max_calls: a decode worker process (and the decode pool inside it) is replaced after that
+    # many files, so what long runs of native decoders leave behind stays bounded (as the
+    # isolation's recycle rule does per file). Being a task-only argument, it also keeps Ray
+    # Data from fusing the decode tasks into the actors (fusion needs equal remote arguments):
+    # decoding stays on its own CPU workers. A memory reservation would do that too, but can
+    # leave the tasks unschedulable on a small node.
+    ds = ds.map_batches(prepare_files, batch_size=1, num_cpus=1, max_calls=DECODE_TASK_CALLS,
                         fn_kwargs=dict(spec=prepare, isolation=spec.isolation, shape=shape))
     return ds.map_batches(Infer, batch_size=spec.batch_size,
                           compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max_actors),

@@ -3,12 +3,16 @@ progress only on a terminal — all through the command line, in subprocesses.""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import pty
 import random
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -104,8 +108,6 @@ def test_records_equal_the_json_lines_plus_size_and_mtime(exported_tiny_dir, cli
     files = sorted(walk_videos(clip_dir / "d0"))[:3]
     lines = cli("classify", exported_tiny_dir, *files, "--json")
     assert lines.returncode == 0
-    import json
-
     expected = [json.loads(line) for line in lines.stdout.splitlines()]
     for record in expected:
         st = os.stat(record["video"])
@@ -124,6 +126,7 @@ def test_no_progress_when_stderr_is_not_a_terminal(exported_tiny_dir, clip_dir, 
 
 def test_progress_on_a_terminal(exported_tiny_dir, clip_dir, tmp_path):
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
     proc = subprocess.Popen([sys.executable, "-m", "vidsort", "classify", str(exported_tiny_dir),
                              str(clip_dir / "d2"), "-r", "--out", str(tmp_path / "r.jsonl")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower)
@@ -146,7 +149,8 @@ def test_progress_on_a_terminal(exported_tiny_dir, clip_dir, tmp_path):
 
 def test_usage_errors_exit_2(exported_tiny_dir, clip_dir, tmp_path):
     one = next(walk_videos(clip_dir))
-    for extra in (["--ray-address", "auto"], ["--flush-every", "0"], ["--segments"]):
+    for extra in (["--ray-address", "auto"], ["--flush-every", "0"], ["--vtt", tmp_path],
+                  ["--segments", "--engine", "ray"], ["--segments", "--stride-s", "0"]):
         done = cli("classify", exported_tiny_dir, one, "--out", tmp_path / "r.jsonl", *extra)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, (extra, done.stderr)
     assert not (tmp_path / "r.jsonl").exists()
@@ -167,3 +171,23 @@ def test_a_missing_extra_is_one_line(exported_tiny_dir, clip_dir, tmp_path, modu
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert f"pip install 'vidsort[{extra}]'" in done.stderr
+
+
+def test_segments_records(exported_tiny_dir, clip_dir, tmp_path):
+    pytest.importorskip("pyarrow")
+    files = sorted(walk_videos(clip_dir / "d0"))[:2]
+    missing = str(tmp_path / "missing.mp4")
+    lines = cli("classify", exported_tiny_dir, *files, missing, "--segments", "--json")
+    assert lines.returncode == 1, lines.stderr
+    expected = [json.loads(line) for line in lines.stdout.splitlines()]
+    for record in expected:
+        st = os.stat(record["video"]) if "error" not in record else None
+        record.update(size=st and st.st_size, mtime=st and st.st_mtime)
+    out = tmp_path / "r.parquet"
+    done = cli("classify", exported_tiny_dir, *files, missing, "--segments", "--out", out)
+    assert done.returncode == 1, done.stderr
+    records = read_output(out)
+    assert {"duration_s", "windows", "segments", "labels"} <= set(records[0])
+    for record in records:
+        record.pop("precision"), record.pop("provider")
+    assert without_timings(records) == without_timings(expected)

@@ -67,3 +67,19 @@ def test_ray_engine_gives_the_local_records(local_ray, exported_tiny_dir, job_in
     again = run_job(replace(_spec(exported_tiny_dir, job_inputs, tmp_path / "ray", "ray"),
                             resume=True))
     assert (again.done, again.skipped, again.skipped_failed) == (0, 12, 2)
+
+
+def test_decoding_runs_as_tasks_apart_from_the_inference_actors(local_ray, exported_tiny_dir,
+                                                                 job_inputs, capsys):
+    from vidsort.jobs.ray_engine import _dataset, _prepare_spec
+    from vidsort.jobs.records import stat_key
+
+    spec = _spec(exported_tiny_dir, job_inputs, "unused", "ray")
+    prepare, shape = _prepare_spec(spec)
+    dataset = _dataset(ray, spec, [(job_inputs[0], stat_key(job_inputs[0]))], prepare, shape)
+    capsys.readouterr()
+    dataset.explain()
+    optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+    # not fused into one operator: decode tasks on CPU workers, then the actor pool
+    assert "TaskPoolMapOperator[MapBatches(prepare_files)]" in optimized
+    assert "ActorPoolMapOperator[MapBatches(Infer)]" in optimized

@@ -75,8 +75,15 @@ def test_error_records_are_remembered_as_failed(tmp_path):
 
 
 def test_parquet_schema_and_round_trip(tmp_path):
-    records = [_ok("a.mp4"), _error("gone.mp4"),
-               {**_ok("b.mp4"), "fallback": "decord cannot read it", "segments": [{"x": 1}]}]
+    timeline = make_record({"video": "long.mp4", "duration_s": 12.5, "fps": 25.0,
+                            "windows": [{"start_s": 0.0, "end_s": 2.56, "predictions": [
+                                {"label": "a", "score": 0.5}]}],
+                            "segments": [{"label": "a", "start_s": 0.0, "end_s": 12.5,
+                                          "score": 0.5}],
+                            "labels": [{"label": "a", "score": 0.5}]},
+                           FileKey("long.mp4", 10, 2.0), "fp32", "cpu")
+    records = [_ok("a.mp4"), _error("gone.mp4"), timeline,
+               {**_ok("b.mp4"), "fallback": "decord cannot read it", "future": [{"x": 1}]}]
     pq.write_table(to_table(records), tmp_path / "t.parquet")
     table = pq.read_table(tmp_path / "t.parquet")
     assert table.schema.equals(schema())
@@ -86,7 +93,12 @@ def test_parquet_schema_and_round_trip(tmp_path):
     assert types["predictions"] == pa.list_(pa.struct([("label", pa.string()),
                                                         ("score", pa.float64())]))
     assert pa.types.is_map(types["timings"])
-    assert table.column("extra").to_pylist() == [None, None, json.dumps({"segments": [{"x": 1}]})]
+    assert types["segments"] == pa.list_(pa.struct([("label", pa.string()),
+                                                     ("start_s", pa.float64()),
+                                                     ("end_s", pa.float64()),
+                                                     ("score", pa.float64())]))
+    assert table.column("extra").to_pylist() == [None, None, None,
+                                                 json.dumps({"future": [{"x": 1}]})]
     assert to_records(table) == records  # absent fields stay absent, unknown ones come back
 
 
@@ -167,3 +179,18 @@ def test_stat_key_of_a_missing_file(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"12345")
     key = stat_key(tmp_path / "x.mp4")
     assert key.size == 5 and key.mtime == os.stat(tmp_path / "x.mp4").st_mtime
+
+
+def test_parts_of_an_older_schema_are_merged(tmp_path):
+    out = tmp_path / "r.parquet"
+    store = ParquetFileStore(out, resume=False)
+    store.write([_ok("a.mp4")])
+    store._parts.close()
+    old = tmp_path / ".r.parquet.parts" / "part-000000.parquet"
+    table = pq.read_table(old)
+    pq.write_table(table.drop_columns(["fps", "labels"]), old)  # as an older vidsort wrote it
+    store = ParquetFileStore(out, resume=True)
+    store.write([_ok("b.mp4")])
+    store.close()
+    assert pq.read_table(out).schema.equals(schema())
+    assert [r["video"] for r in to_records(pq.read_table(out))] == ["a.mp4", "b.mp4"]
