@@ -77,8 +77,7 @@ def build_model(kind: str, cache: Path) -> Path:
     free_gib = psutil.virtual_memory().available / 2**30
     if free_gib < 8:
         raise SystemExit(f"only {free_gib:.1f} GiB free: a Base-size export needs 8; wait")
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from conftest import build_videomae_dir  # the suite's model builder (random weights)
+    from vidsort.testing.models import build_videomae_dir  # random weights
 
     source = build_videomae_dir(cache / "serve-base-src", base=True)
     export_model(source, out, quantize="dynamic", overwrite=True, log=print)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_videomae_dir
 from vidsort import VideoClassifier, sample_indices
 from vidsort.errors import UnsupportedInputError, VideoNotFoundError
+from vidsort.testing.models import build_videomae_dir
 from vidsort.testing.videogen import make_clip
 
 #: 16 frames like the real models (so the 64-frame window and short-video stretch are exercised)

@@ -115,7 +115,7 @@ def test_fp16_videos_need_fp16_and_must_exist(tiny_videomae_dir, tmp_path):
 
 @pytest.mark.slow
 def test_base_shaped_fp16_export_is_checked(tmp_path, shared_videos):
-    from conftest import build_videomae_dir
+    from vidsort.testing.models import build_videomae_dir
 
     source = build_videomae_dir(tmp_path / "base", base=True)
     out = tmp_path / "onnx"

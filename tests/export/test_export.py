@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import build_videomae_dir, kinetics_labels
 from vidsort.errors import ExportError
+from vidsort.testing.models import build_videomae_dir, kinetics_labels
 
 pytest.importorskip("torch")
 pytest.importorskip("optimum.exporters.onnx")
