@@ -250,6 +250,26 @@ def _cmd_segments(args: argparse.Namespace) -> int:
     return run_segments(args)
 
 
+def decode_limits(args: argparse.Namespace):
+    """The `vidsort.decode.DecodeLimits` of ``classify``'s limit options."""
+    from vidsort.decode import DecodeLimits
+
+    return DecodeLimits(max_file_bytes=int(args.max_file_mb * 1024**2),
+                        max_pixels=args.max_pixels, max_duration_s=args.max_duration,
+                        max_frames=args.max_frames)
+
+
+def isolation_settings(args: argparse.Namespace):
+    """``classify``'s decode isolation (`vidsort.isolation.IsolationSettings`), or None with
+    ``--no-isolate``. Workers fork from this process: start them before the model loads."""
+    if not args.isolate:
+        return None
+    from vidsort.isolation import IsolationSettings
+
+    return IsolationSettings(workers=args.decode_workers, timeout_s=args.timeout,
+                             memory_mb=args.max_memory_mb or None, start_method="fork")
+
+
 def _cmd_classify_job(args: argparse.Namespace) -> int:
     from vidsort.jobs.command import run_job_command
 
@@ -262,22 +282,17 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if args.segments or args.vtt or args.plot:
         return _cmd_segments(args)
     from vidsort.classifier import VideoClassifier
-    from vidsort.decode import DecodeLimits
     from vidsort.inputs import expand_inputs
-    from vidsort.isolation import IsolatedPreparer, IsolationSettings
+    from vidsort.isolation import IsolatedPreparer
 
     if min(args.top_k, args.clips, args.batch_size, args.decode_workers) < 1 or args.timeout <= 0:
         print("vidsort classify: --top-k, --clips, --batch-size and --decode-workers must be "
               ">= 1 and --timeout > 0", file=sys.stderr)
         return EXIT_USAGE
-    limits = DecodeLimits(max_file_bytes=int(args.max_file_mb * 1024**2),
-                          max_pixels=args.max_pixels, max_duration_s=args.max_duration,
-                          max_frames=args.max_frames)
+    limits = decode_limits(args)
     preparer = None
-    if args.isolate:
-        settings = IsolationSettings(workers=args.decode_workers, timeout_s=args.timeout,
-                                     memory_mb=args.max_memory_mb or None,
-                                     start_method="fork")
+    settings = isolation_settings(args)
+    if settings is not None:
         # Fork the first worker now, before the model loads: it starts from a small process
         # with no inference threads, and its start overlaps the model load (+~30 ms a run).
         preparer = IsolatedPreparer(settings)

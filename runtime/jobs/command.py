@@ -11,8 +11,7 @@ import argparse
 import math
 import sys
 
-from vidsort.decode import DecodeLimits
-from vidsort.isolation import IsolationSettings
+from vidsort.cli import decode_limits, isolation_settings
 from vidsort.jobs.job import JobSpec, run_job
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -27,14 +26,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     Returns:
         The `JobSpec`.
     """
-    limits = DecodeLimits(max_file_bytes=int(args.max_file_mb * 1024**2),
-                          max_pixels=args.max_pixels, max_duration_s=args.max_duration,
-                          max_frames=args.max_frames)
-    isolation = None
-    if args.isolate:
-        # fork: the worker starts before the model loads, from a process without threads
-        isolation = IsolationSettings(workers=args.decode_workers, timeout_s=args.timeout,
-                                      memory_mb=args.max_memory_mb or None, start_method="fork")
+    limits, isolation = decode_limits(args), isolation_settings(args)
     classifier = dict(provider=args.provider, precision=args.precision, backend=args.backend,
                       threads=args.threads, strategy=args.strategy, num_clips=args.clips,
                       limits=limits)

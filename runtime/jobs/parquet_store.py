@@ -17,7 +17,7 @@ from typing import Any
 from vidsort.errors import first_line
 from vidsort.jobs.arrow import ALWAYS, conform, pa, schema, to_records, to_table
 from vidsort.jobs.records import FileKey, is_error, record_key
-from vidsort.jobs.store import DoneIndex, JobError, fsync_dir, lock, refuse_existing
+from vidsort.jobs.store import DoneIndex, JobError, fsync_path, lock, refuse_existing
 
 PART = re.compile(r"part-(\d+)\.parquet")
 #: rows per row group when parts are merged into one file
@@ -31,21 +31,13 @@ def _pq():
     return pq
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(table, path: Path) -> None:
     """Write ``table`` to ``path`` so that ``path`` is whole or absent whatever happens."""
     tmp = path.with_name(f".{path.name}.tmp")
     _pq().write_table(table, tmp)
-    _fsync_file(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def iter_batches(path: Path, columns: list[str] | None = None) -> Iterator[Any]:
@@ -202,6 +194,6 @@ class ParquetFileStore:
                         writer.write_table(conform(table))
                     except (ValueError, pyarrow.ArrowInvalid) as exc:
                         raise JobError(f"{source}: {first_line(exc)}") from None
-        _fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)

@@ -129,8 +129,8 @@ def lock(fd: int, path: Path) -> None:
         raise JobError(f"{path}: another vidsort job is writing it") from None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a new or renamed file in it) durable."""
+def fsync_path(path: Path) -> None:
+    """Make a file's data, or a directory's entries (a new or renamed file in it), durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -156,7 +156,7 @@ class JsonlStore:
         try:
             lock(self._fd, path)
             if self.created:
-                fsync_dir(path.parent)
+                fsync_path(path.parent)
         except BaseException:
             os.close(self._fd)
             raise
