@@ -159,6 +159,7 @@ def _check_files(root: Path, manifest: Manifest, report: Report) -> None:
 
 def _check_configs(root: Path, manifest: Manifest, report: Report) -> dict[str, Any] | None:
     """Supported architecture and processor; labels and clip shape as the manifest says."""
+    from vidsort.modeldir import _labels_from_config
     from vidsort.preprocess.config import CONFIG_NAME, parse_config
     from vidsort.supported import check_supported
 
@@ -175,11 +176,11 @@ def _check_configs(root: Path, manifest: Manifest, report: Report) -> dict[str, 
         report.add(name, False, _strip(exc, root / name))
         return None
     problems = []
-    id2label = config.get("id2label") or {}
     try:
-        labels = [str(v) for _, v in sorted((int(k), v) for k, v in id2label.items())]
-    except (AttributeError, ValueError):
-        labels = []
+        labels = _labels_from_config(config, root / "config.json")
+    except ModelDirError as exc:
+        report.add("config.json", False, _strip(exc, root / "config.json"))
+        return None
     if manifest.get("labels") is not None and labels != list(manifest["labels"]):
         problems.append(f"id2label ({len(labels)} labels) differs from {MANIFEST}'s labels "
                         f"({len(manifest['labels'])})")

@@ -169,3 +169,13 @@ def test_command_line_prints_no_traceback(model_dir):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert sum(line.startswith("FAIL") for line in proc.stdout.splitlines()) == 1
+
+
+def test_labels_differing_from_config(model_dir, capsys):
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    manifest["labels"][0] = "something else"
+    (model_dir / MANIFEST).write_text(json.dumps(manifest))
+    code, lines = _verify(capsys, model_dir)
+    assert code == 1
+    (fail,) = _failures(lines)
+    assert f"{model_dir / 'config.json'}:" in fail and "labels" in fail

@@ -10,7 +10,7 @@
 # OUT_DIR          the model directory to write (replaced if present): keep it as the artifact.
 # SAMPLE_VIDEO     a clip `vidsort verify` classifies with every variant.
 # CALIBRATION_PATH videos or folders of videos: static int8 calibrated on them (the faster int8;
-#                  peaks at ~4.5 GB RSS for VideoMAE-Base). Without: dynamic int8.
+#                  peaks at 3.9 GiB RSS for a VideoMAE-Base). Without: dynamic int8.
 #
 # Environment: VIDSORT_INSTALL=0 skips the install (vidsort[export] already there);
 # VIDSORT_PIP_SPEC is what to install (default 'vidsort[export]').
