@@ -64,7 +64,6 @@ def test_task_and_architecture_are_registered_with_optimum():
         onnx_config_for,
         supported_model_types,
     )
-
     from vidsort.supported import BY_MODEL_TYPE
 
     # the export registry and the runtime's table of what it preprocesses faithfully agree
