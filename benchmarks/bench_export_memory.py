@@ -16,9 +16,9 @@ Usage::
     python benchmarks/bench_export_memory.py --model DIR [--modes fp32,dynamic,static,fp16]
         [--calibration ../shared/videos] [--clips 10,100] [--trace] [--out FILE]
 
-``--model`` is a ``save_pretrained`` directory (build a VideoMAE-Base-shaped one with
-``tests/conftest.py``'s ``build_videomae_dir(path, base=True)``, or ``--build-base DIR``). Prints
-a table and writes ``benchmarks/results/export_memory.json``.
+``--model`` is a ``save_pretrained`` directory; ``--build-base DIR`` builds a VideoMAE-Base-shaped
+one there if absent (`vidsort.testing.models.build_videomae_dir` with ``base=True``). Prints a
+table and writes ``benchmarks/results/export_memory.json``.
 """
 
 from __future__ import annotations
