@@ -51,13 +51,7 @@ def machine() -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     """Python and library versions (from installed metadata; nothing heavy is imported)."""
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return hardware.versions(VERSIONED)
 
 
 IMPORT_STATEMENTS = {

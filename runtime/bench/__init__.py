@@ -120,6 +120,7 @@ def run(model_dir: str | os.PathLike, providers: Sequence[str] | None = None,
                         + (f", {len(video_paths)} video(s)" if video_paths else ""))
                 rows = _isolated(spec) if isolate else _in_process(spec)
             report["records"].extend(rows)
+    report["hardware"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 

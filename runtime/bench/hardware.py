@@ -97,10 +97,11 @@ def gpus() -> tuple[list[dict[str, Any]], str | None]:
     return found, None if found else "nvidia-smi lists no GPU"
 
 
-def versions() -> dict[str, str]:
-    """Python and library versions (from installed metadata)."""
+def versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str]:
+    """Python and the versions of the installed distributions among ``names`` (from package
+    metadata: nothing is imported)."""
     out = {"python": platform.python_version()}
-    for name in VERSIONED:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -117,7 +118,8 @@ def describe(threads: int = 0) -> dict[str, Any]:
 
     Returns:
         ``{"cpu", "memory_gib", "gpus", "gpu_note", "threads", "load_average", "platform",
-        "versions", "onnxruntime_providers"}``.
+        "versions", "onnxruntime_providers"}`` (`vidsort.bench.run` adds
+        ``load_average_at_end``).
     """
     import onnxruntime as ort
 
@@ -138,6 +140,8 @@ def summary(hardware: dict[str, Any]) -> str:
     v = hardware.get("versions", {})
     ort_version = v.get("onnxruntime-gpu") or v.get("onnxruntime", "?")
     load = ", ".join(str(x) for x in hardware.get("load_average", []))
+    if hardware.get("load_average_at_end"):
+        load = f"{load} at the start, {hardware['load_average_at_end'][0]} at the end"
     return (f"{c.get('model', '?')}, {c.get('physical_cores') or '?'} cores / "
             f"{c.get('usable_cpus', '?')} CPUs usable ({simd}), inference threads {threads}, "
             f"{hardware.get('memory_gib', '?')} GiB; {gpu}; Python {v.get('python', '?')}, "

@@ -10,7 +10,8 @@ A report (``vidsort bench --json OUT.json``; what `vidsort.bench.run` returns)::
       "settings": {"providers", "precisions", "batches", "videos", "seconds", "min_calls",
                    "warmup", "threads", "isolate"},
       "hardware": `vidsort.bench.hardware.describe()` (CPU model, flags and SIMD summary, cores,
-                  threads, memory, GPUs with driver, library versions, load average),
+                  threads, memory, GPUs with driver, library versions, load average at the
+                  start and ``load_average_at_end``),
       "records": [record, ...]
     }
 
