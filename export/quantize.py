@@ -175,10 +175,12 @@ def quantize_static_int8(src: Path, dst: Path, reader: VideoCalibrationReader,
                          **options: Any) -> dict[str, Any]:
     """Static int8 (QDQ), calibrated on ``reader``'s clips, then fused by ONNX Runtime.
 
-    Steps: fold the attention scale into the query projection; calibrate clip by clip (memory
-    stays at one clip's activations even for histogram methods); quantize Conv/MatMul/Gemm inputs
-    (outputs stay float, so ORT runs ``DQ → MatMul`` as MatMulIntegerToFloat with no
-    requantization); optionally save ORT's own optimization of the QDQ graph.
+    Steps: fold the attention scale into the query projection; calibrate clip by clip, streamed,
+    each calibrated tensor freed once measured (`vidsort.export.calibration`: memory does not grow
+    with the clips; histogram methods hold one clip's calibrated tensors); quantize
+    Conv/MatMul/Gemm inputs (outputs stay float, so ORT runs ``DQ → MatMul`` as
+    MatMulIntegerToFloat with no requantization); optionally save ORT's own optimization of the
+    QDQ graph.
 
     Args:
         src: fp32 ONNX model, unfused (QDQ has no rule for ORT's fused attention ops) and
