@@ -135,6 +135,17 @@ def test_a_decoder_hang_or_crash_costs_this_video(tiny_motion_dir, timeline_vide
     assert clf.classify_segments(path)["segments"]  # the next video is unaffected
 
 
+def test_the_sampling_rate_setting_shapes_the_windows(tiny_motion_dir, timeline_video):
+    path, parts = timeline_video
+    clf = VideoClassifier(tiny_motion_dir, frame_sample_rate=2, isolation=None)
+    result = clf.classify_segments(path)
+    plan = plan_windows(parts[-1].stop, clf.spec.clip_len, 2)
+    assert plan.span == clf.spec.clip_len * 2
+    assert len(result["windows"]) == plan.num_windows
+    first = result["windows"][0]
+    assert (first["start_s"], first["end_s"]) == (0.0, plan.span / FPS)
+
+
 def test_frames_arrays_are_refused_with_a_reason(clf):
     with pytest.raises(UnsupportedInputError, match="frame timestamps"):
         clf.classify_segments(np.zeros((40, 32, 32, 3), np.uint8))
