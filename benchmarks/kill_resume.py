@@ -5,12 +5,12 @@ resume it each time, and check that the output ends with exactly one record per 
     python benchmarks/kill_resume.py --files 200 --kills 10 --formats jsonl --seed 3
 
 Each round starts ``vidsort classify MODEL DIR -r --out OUT --resume`` in its own session, waits
-a random time (uniform over the start-up plus the time the files still to do take, measured by
-undisturbed runs first, so kills land during the model load, between batches and during writes)
-and sends SIGKILL to the job's process; its decode worker is left to die on its own, as after the
-kernel's OOM killer. After every kill the output
-must be readable as it stands (every JSON line whole, every Parquet part readable) and hold no
-record twice; then the next round resumes. A last run completes the job. Prints and saves
+a random time (uniform over the start-up plus twice the time of its share of the files left,
+measured by undisturbed runs first, so kills land during the model load, between batches and
+during writes) and sends SIGKILL to the job's process; its decode worker is left to die on its
+own, as after the kernel's OOM killer. After every kill the output must be readable as it stands
+(every JSON line whole, every Parquet part readable) and hold no record twice; then the next
+round resumes. A last run completes the job. Prints and saves
 (``benchmarks/results/kill_resume.json``) the exactly-once count per output kind.
 
 Model: the embedded tiny-motion (exported once into the benchmark cache), or ``--model DIR``.
@@ -82,8 +82,9 @@ def kill_resume(model_dir: str | Path, input_dir: str | Path, out: Path, kills: 
             finished, not killed).
         rng: source of the kill delays.
         startup_s, per_file_s: how long a run takes to start, and per file: each kill comes
-            at a uniform random moment of the run that resuming would make now (start-up +
-            the files still to do), so kills land in the start-up, between and during writes.
+            at a uniform random moment of the start-up plus twice this round's share of the
+            files left (so kills land in the start-up, between and during writes, and the job
+            advances round by round), with 20 % slack.
         extra: more ``vidsort classify`` arguments.
 
     Returns:
@@ -97,9 +98,12 @@ def kill_resume(model_dir: str | Path, input_dir: str | Path, out: Path, kills: 
                "--out", str(out), "--resume", *extra]
     killed = finished_early = duplicates_seen = 0
     after_kill = []
-    for _ in range(kills):
+    for index in range(kills):
         remaining = len(expected) - sum(_counts(out, merged=False).values())
-        window = startup_s + max(remaining, 1) * per_file_s
+        # on average a round gets through its share of what is left (so kills are spread
+        # over the whole job), plus the start-up; 1.2 times that, as start-up times vary
+        share = 2 * max(remaining, 1) / (kills - index)
+        window = 1.2 * (startup_s + share * per_file_s)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
@@ -144,7 +148,8 @@ def _make_clips(folder: Path, count: int) -> None:
     for i in range(count):
         sub = folder / f"d{i % 8}"
         sub.mkdir(parents=True, exist_ok=True)
-        make_clip(sub / f"c{i:04d}.mp4", num_frames=16, seed=i)
+        # big enough that decoding takes tens of ms: the work, not the start-up, fills a run
+        make_clip(sub / f"c{i:04d}.mp4", num_frames=48, width=256, height=192, seed=i)
 
 
 def main(argv: list[str] | None = None) -> int:
