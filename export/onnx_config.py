@@ -1,8 +1,9 @@
 """ONNX export configs for video classifiers, registered with optimum-onnx's TasksManager.
 
-optimum-onnx knows neither a ``video-classification`` task nor VideoMAE; this module adds both in
-optimum's declarative style. Another architecture is one more small config class with a
-``@register_onnx("<model_type>", TASK)`` line; nothing else needs to change.
+optimum-onnx knows neither a ``video-classification`` task nor VideoMAE, TimeSformer or ViViT;
+this module adds them in optimum's declarative style. Another architecture is one more small
+config class with a ``@register_onnx("<model_type>", TASK)`` line, plus its row in
+`vidsort.supported` (the runtime's side).
 """
 
 from __future__ import annotations
@@ -148,7 +149,12 @@ class VideoMAEOnnxConfig(VideoOnnxConfig):
 
 @register_onnx("timesformer", TASK)
 class TimesformerOnnxConfig(VideoOnnxConfig):
-    """TimeSformer (``TimesformerForVideoClassification``): NTCHW clip in, ``logits`` out."""
+    """TimeSformer (``TimesformerForVideoClassification``): NTCHW clip in, ``logits`` out.
+
+    Exports as it is, no patch. Its attention is not pluggable and projects q, k, v with one
+    packed ``qkv`` Linear, which ONNX Runtime's attention fusion does not match: the optimizer
+    fuses its LayerNorms and GELUs only (the attention stays plain MatMul/Softmax ops).
+    """
 
 
 def _vivit_embeddings_forward(self, pixel_values: torch.Tensor,

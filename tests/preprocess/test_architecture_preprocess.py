@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_preprocess import decode  # the shared clips, decoded with PyAV
 from vidsort.errors import ModelDirError
 from vidsort.modeldir import ModelDir
 from vidsort.preprocess import VideoPreprocessor, parse_config
 from vidsort.preprocess.config import PROCESSOR_DEFAULTS
 from vidsort.supported import BY_MODEL_TYPE, SUPPORTED
 
-VIDEOS = Path(__file__).parents[2].parent / "shared" / "videos"
 MEAN_ABS = 2e-3  # the bound on the mean |Δ|; the max is one uint8 level (`level`)
 #: VivitImageProcessor() as google/vivit-b-16x2-kinetics400 configures it (the class defaults)
 VIVIT = {"image_processor_type": "VivitImageProcessor"}
@@ -49,21 +49,6 @@ def assert_parity(config: dict, frames: np.ndarray) -> np.ndarray:
     assert diff.max() <= 1.01 * level(config), f"max |delta| {diff.max()}"
     assert diff.mean() <= MEAN_ABS, f"mean |delta| {diff.mean()}"
     return diff
-
-
-def decode(name: str, count: int, step: int) -> np.ndarray:
-    av = pytest.importorskip("av")
-    path = VIDEOS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    frames = []
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i % step == 0:
-                frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                break
-    return np.stack(frames)
 
 
 def noise_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
