@@ -154,12 +154,15 @@ def _run_model(clf, batch: list[np.ndarray], rows: list[np.ndarray]) -> float:
     return time.perf_counter() - started
 
 
+#: seconds before the progress bar appears: short videos finish without one
+PROGRESS_DELAY_S = 1.0
+
+
 def _progress_bar(total: int, name: str, enabled: bool):
     from tqdm import tqdm
 
-    # delay: short videos finish before a bar would appear
     return tqdm(total=total, desc=os.path.basename(name)[:30], unit="window", file=sys.stderr,
-                disable=not enabled, delay=1.0, leave=False, dynamic_ncols=True)
+                disable=not enabled, delay=PROGRESS_DELAY_S, leave=False, dynamic_ncols=True)
 
 
 def _isolation(clf, isolate: bool | None) -> IsolationSettings | None:

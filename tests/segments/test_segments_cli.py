@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
 import sys
+import termios
 
 import pytest
 from vidsort.cli import main
 from vidsort.isolation import FAULT_ENV
+from vidsort.segments import run
 from vidsort.testing.videogen import make_clip
 
 KEYS = ["video", "duration_s", "fps", "windows", "segments", "labels"]
@@ -101,3 +107,22 @@ def test_options_that_do_not_apply_are_named_and_bad_values_refused(
     for bad in (["--stride-s", "0"], ["--min-score", "nan"], ["--window-batch", "0"]):
         assert main(["classify", str(tiny_motion_dir), str(clip), "--segments", *bad]) == 2
         assert "vidsort classify:" in capsys.readouterr().err
+
+
+def test_progress_goes_to_a_terminal_on_stderr_never_into_json(tiny_motion_dir, timeline_video,
+                                                               monkeypatch, capsys):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    terminal = os.fdopen(slave, "w")
+    monkeypatch.setattr(run, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    try:
+        assert main(["classify", str(tiny_motion_dir), str(timeline_video[0]), "--segments",
+                     "--json", "--no-isolate"]) == 0
+        terminal.flush()
+        shown = os.read(master, 1 << 16).decode(errors="replace")
+    finally:
+        terminal.close()
+        os.close(master)
+    assert "timeline.mp4:" in shown and "/24 [" in shown and "window/s" in shown
+    assert list(json.loads(capsys.readouterr().out)) == KEYS  # stdout: the JSON line alone
