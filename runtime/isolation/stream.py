@@ -93,8 +93,13 @@ def stream_in_worker(target: Callable[..., Iterator[Any]], args: tuple,
     faults = parse_faults(os.environ.get(FAULT_ENV))
     process = ctx.Process(target=_worker_main, daemon=True,
                           args=(child, target, args, name, settings.memory_mb, faults, _getcwd()))
-    process.start()
-    child.close()  # the worker holds the only write end: its death is our EOF
+    try:
+        process.start()
+    except OSError as exc:  # out of processes or memory: this file's error, not the caller's end
+        parent.close()
+        raise DecoderCrashed(name, f"could not start a decode worker: {exc}") from None
+    finally:
+        child.close()  # the worker holds the only write end: its death is our EOF
     items: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     stop = threading.Event()
     reader = threading.Thread(target=_read, args=(parent, items, stop, settings.timeout_s),

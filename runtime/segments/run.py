@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from vidsort.errors import UnsupportedInputError, VideoError, VidsortError
+from vidsort.errors import UnsupportedInputError, VideoError, VidsortError, first_line
 from vidsort.isolation import IsolatedPreparer, IsolationSettings
 from vidsort.isolation.stream import put_unless_stopped, stream_in_worker
 from vidsort.options import FUNCTIONS, SEGMENT_BATCH_SIZE
@@ -130,7 +130,7 @@ def _consume(clf, stream: Iterator[Any], batch_size: int, progress: bool,
                     while frames and next(iter(frames)) < keep:
                         del frames[next(iter(frames))]
                 if len(batch) == batch_size or ready == count:
-                    model_s += _run_model(clf, batch, rows)
+                    model_s += _run_model(clf, batch, rows, name)
                     bar.update(len(batch))
                     batch = []
     finally:
@@ -148,9 +148,13 @@ def _consume(clf, stream: Iterator[Any], batch_size: int, progress: bool,
     return header, np.concatenate(rows, axis=0), stats
 
 
-def _run_model(clf, batch: list[np.ndarray], rows: list[np.ndarray]) -> float:
+def _run_model(clf, batch: list[np.ndarray], rows: list[np.ndarray], name: str) -> float:
     started = time.perf_counter()
-    rows.append(clf.predict_logits(np.stack(batch)))
+    try:
+        rows.append(clf.predict_logits(np.stack(batch)))
+    except Exception as exc:  # e.g. out of memory: this video's error, not the run's end
+        raise VideoError(name, f"inference failed: {type(exc).__name__}: "
+                               f"{first_line(exc, 300)}") from None
     return time.perf_counter() - started
 
 

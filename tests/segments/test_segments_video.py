@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from vidsort import VideoClassifier
 from vidsort.decode import read_frames
-from vidsort.errors import DecoderCrashed, DecodeTimeout, UnsupportedInputError
+from vidsort.errors import DecoderCrashed, DecodeTimeout, UnsupportedInputError, VideoError
 from vidsort.isolation import FAULT_ENV, IsolationSettings
 from vidsort.segments import plan_windows, segment_video
 from vidsort.testing.videogen import make_clip, pattern_frames, write_video_pts
@@ -161,3 +161,14 @@ def test_bad_arguments_are_value_errors(clf, timeline_video):
     for kwargs in ({"stride": 0}, {"top_k": 0}, {"batch_size": 0}, {"min_score": float("nan")}):
         with pytest.raises(ValueError):
             clf.classify_segments(timeline_video[0], **kwargs)
+
+
+def test_an_inference_failure_costs_this_video(tiny_motion_dir, timeline_video, monkeypatch):
+    clf = VideoClassifier(tiny_motion_dir, isolation=None)
+
+    def fail(pixel_values):
+        raise MemoryError("no room for this batch")
+
+    monkeypatch.setattr(clf, "predict_logits", fail)
+    with pytest.raises(VideoError, match="timeline.mp4: inference failed: MemoryError"):
+        clf.classify_segments(timeline_video[0])
