@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from vidsort.export.check_tiny_motion import independent_clip
-from vidsort.synthetic import LABELS, write_frames
+from vidsort.export.demo.check_tiny_motion import independent_clip
+from vidsort.export.demo.synthetic import LABELS, write_frames
 
 out, seed = Path(sys.argv[1]), int(sys.argv[2])
 out.mkdir(parents=True)
