@@ -254,6 +254,26 @@ def test_classifier_matches_the_transformers_recipe_on_real_clips(exported, shar
     assert ours[0]["score"] > 2 * ours[4]["score"]  # separated: the same order means something
 
 
+# clips holding TimeSformer's 8 x 32 window: the pipeline crashes on shorter videos (its decoder
+# returns fewer frames than the clip length), where vidsort clamps the indices to the last frame
+@pytest.mark.parametrize("name", ["arm_wrestling_340x256.mp4", "clip_340x256_300f.mp4"])
+def test_classifier_matches_the_transformers_pipeline(exported, shared_videos, name):
+    """``pipeline("video-classification")`` on the same frames: its window starts at frame 0
+    (vidsort's ``start`` strategy) with the stride it is given."""
+    from transformers import pipeline
+
+    model_type, hf, onnx_dir = exported
+    rate = BY_MODEL_TYPE[model_type].frame_sample_rate
+    reference = pipeline("video-classification", model=str(hf))(
+        str(shared_videos / name), top_k=5, frame_sampling_rate=rate)
+    clf = VideoClassifier(onnx_dir, precision="fp32", provider="cpu", strategy="start",
+                          isolation=None)
+    ours = clf(shared_videos / name, top_k=5)
+    assert [p["label"] for p in ours] == [p["label"] for p in reference]
+    for a, b in zip(ours, reference, strict=True):
+        assert abs(a["score"] - b["score"]) <= 1e-3
+
+
 # --- sampling defaults and overrides ------------------------------------------------------
 
 def test_sampling_defaults_can_be_overridden(exported, tmp_path):
