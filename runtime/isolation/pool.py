@@ -52,8 +52,6 @@ from vidsort.options import DECODE_MEMORY_MB, DECODE_TIMEOUT_S, DECODE_WORKERS
 from vidsort.pipeline import PreparedClip, PrepareSpec, prepare_clip
 
 START_METHODS = ("forkserver", "spawn", "fork")
-#: ``VIDSORT_WORKER_BLAS=keep`` leaves the decode workers' BLAS threads as OpenBLAS sets them
-BLAS_ENV = "VIDSORT_WORKER_BLAS"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,6 @@ def _init_worker(memory_mb: int | None, faults: tuple[tuple[str, str], ...]) -> 
     # A forked worker inherits the caller's cached preprocessors, whose thread pools have no
     # threads after a fork: work submitted to them would wait forever.
     pipeline._PREPROCESSORS.clear()
-    _single_threaded_blas()
     if not os.environ.get("PYTHONFAULTHANDLER"):
         # A fork inherits the caller's faulthandler (pytest enables one): its dump of a dying
         # worker would only be noise, the caller reports the crash as a typed error.
@@ -107,21 +104,6 @@ def _init_worker(memory_mb: int | None, faults: tuple[tuple[str, str], ...]) -> 
             _WORKER["base"] = cap_memory(memory_mb)
         except (OSError, ValueError):  # platform without RLIMIT_DATA: run uncapped
             _WORKER["memory_mb"] = None
-
-
-def _single_threaded_blas() -> None:
-    # The preprocessor already splits a clip's frames between its own threads; OpenBLAS
-    # threads under each of them oversubscribe the cores, and their busy-waiting collapses on a
-    # loaded machine (preprocessing took 10-50x longer at load 13 on 2 cores, and workers were
-    # seen spinning at 95 % CPU for 20+ minutes). The same limit as the segments' decode workers.
-    if os.environ.get(BLAS_ENV) == "keep":
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1, user_api="blas")
-    except Exception:  # noqa: BLE001 - must never raise here (see _init_worker)
-        pass
 
 
 def _ping() -> int:
