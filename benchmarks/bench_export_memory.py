@@ -167,6 +167,10 @@ def measure(mode: str, model: Path, out_dir: Path, calibration: list[str], max_c
                 state["result"] = json.loads(line[len("@@RESULT "):])
             elif line.startswith("@@ > "):
                 state["stack"].append(line[5:])
+                # sample at every step's start too: a step shorter than SAMPLE_S (a tiny
+                # model's calibration) would otherwise be missing from the table
+                where = f"{state['step']} / {line[5:]}"
+                step_peaks[where] = max(step_peaks.get(where, 0), _tree_rss(proc))
             elif line.startswith("@@ < "):
                 if state["stack"]:
                     state["stack"].pop()
