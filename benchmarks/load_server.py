@@ -145,6 +145,13 @@ class Server:
             self.peak["server_mb"] = max(self.peak["server_mb"], own / 2**20)
             self.peak["with_workers_mb"] = max(self.peak["with_workers_mb"], total / 2**20)
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used (all its threads, not its workers)."""
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
     def reset_peak(self) -> dict[str, float]:
         old, self.peak = self.peak, {"server_mb": 0.0, "with_workers_mb": 0.0}
         return {k: round(v, 1) for k, v in old.items()}
@@ -266,7 +273,7 @@ def main() -> int:
     ap.add_argument("--model-dir", type=Path, help="serve this export instead of building one")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=4, help="offline/server pairs (interleaved)")
+    ap.add_argument("--rounds", type=int, default=8, help="interleaved rounds (A, B, C each)")
     ap.add_argument("--decode-workers", type=int, default=2)
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--max-wait-ms", type=float, default=20)
@@ -326,9 +333,12 @@ def main() -> int:
             # throughput comparison); C: the round's whole mix (the robustness checks: the
             # hostile 4K clip alone costs the decoders ~25x a good clip, so C's good-request
             # rate says more about the traffic than about the server)
+            cpu = time.process_time()
             off_s = offline_round(clf, paths, args.max_batch)
-            only, good_s, _ = asyncio.run(server_round(
+            off_cpu, srv_cpu = time.process_time() - cpu, server.cpu_s()
+            only, good_s, good_client_cpu = asyncio.run(server_round(
                 server.url, [Req("good", p) for p in paths], args.clients, blobs, oversize))
+            srv_cpu = server.cpu_s() - srv_cpu
             mixed, mix_s, client_cpu = asyncio.run(
                 server_round(server.url, chunk, args.clients, blobs, oversize))
             ok = sum(r["status"] == 200 for r in only)
@@ -341,13 +351,18 @@ def main() -> int:
                    "ratio": round((ok / good_s) / (len(paths) / off_s), 3),
                    "mixed_requests_per_s": round(len(chunk) / mix_s, 2),
                    "mixed_good_per_s": round(ok_mixed / mix_s, 2),
-                   "client_cpu_s_mixed": round(client_cpu, 1), "rss_peak": server.reset_peak(),
+                   "cpu_s": {"offline_process": round(off_cpu, 1),
+                             "server_process_good_only": round(srv_cpu, 1),
+                             "client_good_only": round(good_client_cpu, 1),
+                             "client_mixed": round(client_cpu, 1)},
+                   "rss_peak": server.reset_peak(),
                    "load_average": [round(x, 2) for x in os.getloadavg()]}
             rounds.append(row)
             all_results += only + mixed
             print(f"round {i}: offline {row['offline_clips_per_s']} clips/s, server "
                   f"{row['server_good_per_s']} good req/s (ratio {row['ratio']}); mixed "
                   f"{row['mixed_requests_per_s']} req/s ({row['mixed_good_per_s']} good/s); "
+                  f"CPU s {row['cpu_s']}; "
                   f"peak RSS {row['rss_peak']}, load {row['load_average']}", flush=True)
 
     import httpx
