@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -51,6 +52,18 @@ def encode_all(container: av.container.OutputContainer, stream: av.stream.Stream
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+    _normal_scheduling()
+
+
+def _normal_scheduling() -> None:
+    # libsvtav1, run as root, switches the encoding thread to SCHED_FIFO priority 99, and every
+    # process forked after that inherits it: a decode worker's busy thread then starves the
+    # whole machine. Back to the normal policy once the encoder is done.
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed: nothing to undo
+        pass
 
 def write_video(
     path: str | Path,
