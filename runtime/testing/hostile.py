@@ -46,9 +46,11 @@ class Entry:
 
 
 def _quiet_encoders() -> None:
-    # SVT-AV1 prints a banner on stderr for every stream it opens.
+    # SVT-AV1 prints a banner on stderr for every stream it opens. FFmpeg's own messages stay
+    # with PyAV's default (dropped in C): `av.logging.set_level(ERROR)` would install PyAV's
+    # Python log callback, and FFmpeg's frame threads calling it later deadlocked an in-process
+    # decode (every thread in a futex wait, seen in a CI run after the corpus was built).
     os.environ.setdefault("SVT_LOG", "1")
-    av.logging.set_level(av.logging.ERROR)
 
 
 def write_frames(path: Path, frames: np.ndarray, codec: str = "libx264", pts: Sequence[int] = (),
