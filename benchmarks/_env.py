@@ -21,31 +21,15 @@ FLAGS = hardware.FLAGS
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, SIMD flags, memory, OS and whether it is a VM."""
+    """CPU model, cores, SIMD flags, memory, OS and whether it is a VM (vidsort bench's reader)."""
+    cpu = hardware.cpu()
     info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                            "logical_cpus": os.cpu_count()}
-    try:
-        info["usable_cpus"] = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        info["usable_cpus"] = os.cpu_count()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        info["cpu_model"] = fields.get("model name", "?")
-        have = set(fields.get("flags", "").split())
-        info["flags"] = [f for f in FLAGS if f in have]
-        info["hypervisor"] = "hypervisor" in have
-    except OSError:
-        info["cpu_model"] = platform.processor() or "?"
-    try:
-        import psutil
-
-        info["physical_cores"] = psutil.cpu_count(logical=False)
-        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    except ImportError:
-        pass
+                            "logical_cpus": cpu["logical_cpus"],
+                            "usable_cpus": cpu["usable_cpus"], "cpu_model": cpu["model"],
+                            "flags": cpu["flags"], "hypervisor": cpu["hypervisor"],
+                            "physical_cores": cpu["physical_cores"],
+                            "memory_gib": hardware.memory_gib(),
+                            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     return info
 
 
